@@ -1,0 +1,207 @@
+"""The backend registry: names -> Backend objects, imported lazily, and the default backend.
+
+Importing xgrad never imports CuPy or touches CUDA: built-in backends are registered by module
+path and loaded on first use; third-party ones register with ``register()`` or through the
+``xgrad.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import importlib
+import os
+from typing import Any, Callable
+
+from xgrad.backends.base import RNG, Backend, BackendUnavailable
+from xgrad.core import get_namespace
+
+__all__ = [
+    "Backend", "BackendUnavailable", "RNG", "register", "get", "available", "registered",
+    "use_backend", "current", "current_target", "backend_of", "resolve_target",
+]
+
+# name -> Backend instance, or "module:attribute" not yet imported
+_REGISTRY: dict[str, Backend | str] = {
+    "numpy": "xgrad.backends.numpy:backend",
+    "cupy": "xgrad.backends.cupy:backend",
+    "array_api_strict": "xgrad.backends.strict:backend",
+}
+_ALIASES = {"np": "numpy", "cp": "cupy", "strict": "array_api_strict", "cpu": "numpy",
+            "cuda": "cupy", "gpu": "cupy"}
+_entry_points_loaded = False
+
+
+def _load_entry_points() -> None:
+    global _entry_points_loaded
+    if _entry_points_loaded:
+        return
+    _entry_points_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="xgrad.backends"):
+        _REGISTRY.setdefault(ep.name, ep.value)
+
+
+def register(name: str, backend: Backend | str, *, overwrite: bool = False) -> None:
+    """Register ``backend`` (a Backend, or ``"module:attribute"`` to import lazily) as ``name``."""
+    if name in _REGISTRY and not overwrite:
+        raise ValueError(f"a backend named {name!r} is already registered")
+    if isinstance(backend, str) and ":" not in backend:
+        raise ValueError(f"register({name!r}, ...): a lazy backend is 'module:attribute', "
+                         f"got {backend!r}")
+    _REGISTRY[name] = backend
+    _BY_TYPE.clear()
+
+
+def registered() -> list[str]:
+    """Every registered backend name, usable here or not."""
+    _load_entry_points()
+    return list(_REGISTRY)
+
+
+def _load(name: str) -> Backend:
+    b = _REGISTRY[name]
+    if isinstance(b, str):
+        mod, attr = b.split(":", 1)
+        obj = getattr(importlib.import_module(mod), attr)
+        b = obj() if isinstance(obj, type) else obj
+        _REGISTRY[name] = b
+    return b
+
+
+def available() -> list[str]:
+    """Names of the backends usable on this machine (cupy only with a visible GPU)."""
+    out = []
+    for name in registered():
+        try:
+            if _load(name).is_available():
+                out.append(name)
+        except Exception:
+            pass
+    return out
+
+
+def get(name: str | Backend) -> Backend:
+    """The Backend called ``name``; an error lists the usable ones and how to install."""
+    if isinstance(name, Backend):
+        return name
+    _load_entry_points()
+    key = _ALIASES.get(name, name)
+    if key not in _REGISTRY:
+        raise BackendUnavailable(f"unknown backend {name!r}; registered: {registered()}, "
+                                 f"usable here: {available()}")
+    b = _load(key)
+    if not b.is_available():
+        why = "no CUDA GPU is visible or CuPy is not installed" if b.gpu else \
+            f"{b.module} is not installed"
+        raise BackendUnavailable(f"backend {key!r} is not usable on this machine: {why}. "
+                                 f"Install it with: {b.install_hint}. Usable here: {available()}")
+    return b
+
+
+# --- the default backend: a ContextVar, seeded from XGRAD_BACKEND ---
+_current: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("xgrad.backend",
+                                                                        default=None)
+
+
+def current() -> Backend:
+    """The default backend: ``use_backend()``'s, else ``$XGRAD_BACKEND``, else numpy."""
+    return current_target()[0]
+
+
+def current_target() -> tuple[Backend, Any]:
+    """(default backend, its default device or None) as set by ``use_backend``/XGRAD_BACKEND."""
+    cur = _current.get()
+    if cur is not None:
+        return cur
+    return resolve_target(os.environ.get("XGRAD_BACKEND") or "numpy")
+
+
+class use_backend:
+    """Make a backend (and optionally a device) the default inside a ``with`` block or a
+    decorated function: ``use_backend("cupy")``, ``use_backend("cuda:1")``,
+    ``use_backend("array_api_strict", device=...)``."""
+
+    def __init__(self, name: str | Backend, device: Any = None) -> None:
+        b, dev = resolve_target(name)  # fail now, not at first use
+        self._target = (b, b.parse_device(device) if device is not None else dev)
+        self._tokens: list = []
+
+    def __enter__(self) -> Backend:
+        self._tokens.append(_current.set(self._target))
+        return self._target[0]
+
+    def __exit__(self, *exc: Any) -> None:
+        _current.reset(self._tokens.pop())
+
+    def __call__(self, func: Callable) -> Callable:
+        import functools
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with use_backend(*self._target):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+# --- which backend owns an array: cached per array type ---
+_BY_TYPE: dict[type, Backend] = {}
+
+
+class _GenericBackend(Backend):
+    """Any array-API namespace nobody registered: the portable defaults only."""
+
+    def __init__(self, ns: Any) -> None:
+        super().__init__()
+        self._namespace = ns
+        self.name = getattr(ns, "__name__", "unknown")
+        self.module = self.name
+
+    def owns(self, array: Any) -> bool:
+        try:
+            return get_namespace(array) is self._namespace
+        except TypeError:
+            return False
+
+
+def backend_of(x: Any) -> Backend:
+    """The Backend that owns array ``x``."""
+    t = type(x)
+    b = _BY_TYPE.get(t)
+    if b is None:
+        for name in registered():
+            try:
+                cand = _load(name)
+                if cand.owns(x):
+                    b = cand
+                    break
+            except Exception:
+                continue
+        if b is None:
+            b = _GenericBackend(get_namespace(x))
+        _BY_TYPE[t] = b
+    return b
+
+
+def resolve_target(target: Any) -> tuple[Backend, Any]:
+    """(backend, device) from ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"numpy"``,
+    ``"array_api_strict:device1"``, a Backend, or a device object."""
+    if isinstance(target, Backend):
+        return target, None
+    if isinstance(target, str):
+        name, _, dev = target.partition(":")
+        if name in ("cuda", "gpu"):
+            b = get("cupy")
+            return b, b.parse_device(target if dev else None)
+        b = get(name)
+        return b, (b.parse_device(dev) if dev else None)
+    for name in available():  # a device object: find the backend that knows it
+        b = _load(name)
+        try:
+            if target in b.devices():
+                return b, target
+        except Exception:
+            continue
+    raise ValueError(f"cannot move data to {target!r}: expected a backend name, 'cpu', 'cuda', "
+                     f"'cuda:N', 'backend:device' or a Backend")

@@ -1,0 +1,77 @@
+"""The NumPy backend (CPU)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xgrad.backends.base import RNG, Backend
+
+
+class NumpyRNG(RNG):
+    """NumPy's Generator, drawing directly in the requested dtype."""
+
+    def normal(self, shape: tuple, dtype: Any = None, loc: float = 0.0, scale: float = 1.0) -> Any:
+        import numpy as np
+
+        x = self._gen.standard_normal(size=shape, dtype=dtype or np.float64)
+        if scale != 1.0:
+            x *= scale
+        if loc != 0.0:
+            x += loc
+        return x
+
+    def uniform(self, shape: tuple, dtype: Any = None, low: float = 0.0,
+                high: float = 1.0) -> Any:
+        import numpy as np
+
+        x = self._gen.random(size=shape, dtype=dtype or np.float64)
+        if (low, high) != (0.0, 1.0):
+            x = x * (high - low) + low
+        return x.astype(dtype or np.float64, copy=False)
+
+
+class NumpyBackend(Backend):
+    name = "numpy"
+    module = "numpy"
+    install_hint = 'pip install "numpy>=2"'
+
+    def _load_namespace(self) -> Any:
+        import array_api_compat.numpy as xp
+
+        return xp
+
+    def owns(self, array: Any) -> bool:
+        import numpy as np
+
+        return isinstance(array, np.ndarray)
+
+    def devices(self) -> list:
+        return ["cpu"]
+
+    @property
+    def default_device(self) -> Any:
+        return "cpu"
+
+    def device_spec(self, device: Any) -> str:
+        return "cpu"
+
+    def rng(self, seed: int | None = None, device: Any = None) -> RNG:
+        return NumpyRNG(self, seed, device)
+
+    def to_host(self, x: Any) -> Any:
+        return x
+
+    def from_host(self, a: Any, device: Any = None) -> Any:
+        import numpy as np
+
+        return np.asarray(a)
+
+    def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
+        import numpy as np
+
+        out = np.zeros(shape, dtype=values.dtype)
+        np.add.at(out, key, values)
+        return out
+
+
+backend = NumpyBackend()

@@ -1,0 +1,593 @@
+"""The engine: Variable, Parameter, Function, backward, and the config switches.
+
+Read top to bottom: how arrays are recognised, the config (a ContextVar per switch), Variable,
+Function (forward on raw arrays, backward on Variables), then the iterative backward pass.
+Nothing here is backend-specific: every array operation goes through the array's own namespace.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import heapq
+import numbers
+import weakref
+from typing import Any, Callable
+
+from array_api_compat import array_namespace
+
+__all__ = [
+    "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",
+    "test_mode", "is_array", "get_namespace", "as_variable", "XgradError",
+    "BackendMismatchError", "GradientError",
+]
+
+
+class XgradError(Exception):
+    """Base class of xgrad's own errors."""
+
+
+class BackendMismatchError(XgradError, TypeError):
+    """Inputs of one operation live in different array namespaces or on different devices."""
+
+
+class GradientError(XgradError, ValueError):
+    """A backward rule returned a gradient that does not match its input."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Arrays and their namespaces
+# ---------------------------------------------------------------------------------------------
+# array_namespace() costs ~2 us a call; an array's namespace depends only on its type, so the
+# answer is cached per type (None marks a type that is not an array).
+_NAMESPACES: dict[type, Any] = {}
+_FLOAT_DTYPES: dict[Any, bool] = {}
+
+
+def _lookup_namespace(t: type, x: Any) -> Any:
+    ns = None
+    if not isinstance(x, numbers.Number) and hasattr(x, "shape") and hasattr(x, "dtype"):
+        # NumPy scalars (np.float64, np.bool_) carry __array_namespace__ but are not arrays.
+        generic = t.__module__ == "numpy" and not any(c.__name__ == "ndarray" for c in t.__mro__)
+        if not generic:
+            try:
+                ns = array_namespace(x)
+            except TypeError:
+                ns = None
+    _NAMESPACES[t] = ns
+    return ns
+
+
+def is_array(x: Any) -> bool:
+    """True if ``x`` is an array of some array-API namespace (not a scalar, list or Variable)."""
+    t = type(x)
+    ns = _NAMESPACES[t] if t in _NAMESPACES else _lookup_namespace(t, x)
+    return ns is not None
+
+
+def get_namespace(x: Any) -> Any:
+    """The array-API namespace of array ``x`` (cached per array type)."""
+    t = type(x)
+    ns = _NAMESPACES.get(t)
+    if ns is None:
+        ns = _lookup_namespace(t, x)
+        if ns is None:
+            raise TypeError(f"expected an array of an array-API namespace, got {t.__name__}")
+    return ns
+
+
+def is_float_dtype(x: Any) -> bool:
+    """True if array ``x`` has a real floating-point dtype (cached per dtype)."""
+    dt = x.dtype
+    key = (type(dt), dt)  # keyed by type too: strict's dtypes warn when compared with NumPy's
+    r = _FLOAT_DTYPES.get(key)
+    if r is None:
+        r = _FLOAT_DTYPES[key] = bool(get_namespace(x).isdtype(dt, "real floating"))
+    return r
+
+
+def _backend(x: Any) -> Any:
+    from xgrad.backends import backend_of  # only on the error path
+
+    return backend_of(x)
+
+
+def _place(x: Any) -> str:
+    b = _backend(x)
+    return f"a {b.name} array on device {b.device_spec(x.device)!r}"
+
+
+def _check_same_place(fn: Function, xs: list) -> None:
+    """Inputs of one call must share namespace and device; say how to move the data if not."""
+    x0 = xs[0]
+    t0, d0 = type(x0), x0.device
+    for i, x in enumerate(xs[1:], 1):
+        if type(x) is not t0 or x.device != d0:
+            kind = "backends" if type(x) is not t0 else "devices"
+            raise BackendMismatchError(
+                f"{type(fn).__name__}: inputs live on different {kind}: input 0 is {_place(x0)}, "
+                f"input {i} is {_place(x)}. Move one of them first, e.g. "
+                f"`v.to({_backend(x0).device_spec(d0)!r})` "
+                f"(xgrad.asarray(..., backend=, device=) for raw arrays)."
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Config: one ContextVar per switch, so threads and asyncio tasks each see their own value
+# ---------------------------------------------------------------------------------------------
+_enable_backprop = contextvars.ContextVar("xgrad.enable_backprop", default=True)
+_train = contextvars.ContextVar("xgrad.train", default=True)
+_anomaly = contextvars.ContextVar("xgrad.detect_anomaly", default=False)
+_SWITCHES = {"enable_backprop": _enable_backprop, "train": _train, "detect_anomaly": _anomaly}
+
+
+class _ConfigView:
+    """Read-only view of the current config: ``xgrad.Config.enable_backprop``, ``.train``."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return _SWITCHES[name].get()
+        except KeyError:
+            raise AttributeError(f"no config switch {name!r}; known: {sorted(_SWITCHES)}") from None
+
+    def __repr__(self) -> str:
+        return "Config(" + ", ".join(f"{k}={v.get()!r}" for k, v in _SWITCHES.items()) + ")"
+
+
+Config = _ConfigView()
+
+
+class using_config:
+    """Set config switch ``name`` to ``value`` inside a ``with`` block or a decorated function."""
+
+    def __init__(self, name: str, value: Any) -> None:
+        if name not in _SWITCHES:
+            raise ValueError(f"unknown config switch {name!r}; known: {sorted(_SWITCHES)}")
+        self._name, self._value = name, value
+        self._tokens: list = []
+
+    def __enter__(self) -> using_config:
+        self._tokens.append(_SWITCHES[self._name].set(self._value))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _SWITCHES[self._name].reset(self._tokens.pop())
+
+    def __call__(self, func: Callable) -> Callable:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with using_config(self._name, self._value):
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _switch(name: str, value: Any, func: Callable | None) -> Any:
+    ctx = using_config(name, value)
+    return ctx(func) if func is not None else ctx
+
+
+def no_grad(func: Callable | None = None) -> Any:
+    """Record no graph: ``with no_grad():``, ``@no_grad()`` or ``@no_grad``."""
+    return _switch("enable_backprop", False, func)
+
+
+def enable_grad(func: Callable | None = None) -> Any:
+    """Record the graph again inside a ``no_grad`` region."""
+    return _switch("enable_backprop", True, func)
+
+
+def test_mode(func: Callable | None = None) -> Any:
+    """Evaluation behaviour (dropout off, batch norm on running statistics)."""
+    return _switch("train", False, func)
+
+
+test_mode.__test__ = False  # keep pytest from collecting it when a test module imports it
+
+
+# ---------------------------------------------------------------------------------------------
+# Variable
+# ---------------------------------------------------------------------------------------------
+class Variable:
+    """A node of the graph: an array plus its gradient and the Function that created it."""
+
+    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
+    __array_priority__ = 200  # ndarray op Variable defers to Variable (NumPy and CuPy)
+    __array_ufunc__ = None
+
+    def __init__(self, data: Any, name: str | None = None, requires_grad: bool | None = None):
+        if not is_array(data):
+            raise TypeError(
+                f"Variable wraps an array of an array-API namespace (numpy, cupy, ...), "
+                f"not {type(data).__module__}.{type(data).__qualname__}; "
+                f"use xgrad.asarray(...) to make one"
+            )
+        floating = is_float_dtype(data)
+        if requires_grad is None:
+            requires_grad = floating  # integer / bool Variables (labels, masks) hold no gradient
+        elif requires_grad and not floating:
+            raise TypeError(f"only floating-point Variables can require gradients, got {data.dtype}")
+        self.data = data
+        self.name = name
+        self.grad: Variable | None = None
+        self.creator: Function | None = None
+        self.generation = 0
+        self.requires_grad = requires_grad
+
+    @classmethod
+    def _wrap(cls, data: Any, requires_grad: bool = False) -> Variable:
+        # Fast constructor for arrays the engine made itself (no type check).
+        v = object.__new__(cls)
+        v.data, v.name, v.grad, v.creator = data, None, None, None
+        v.generation, v.requires_grad = 0, requires_grad
+        return v
+
+    # --- array attributes ---
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    @property
+    def dtype(self) -> Any:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Any:
+        return self.data.device
+
+    @property
+    def xp(self) -> Any:
+        """The array-API namespace of the data."""
+        return get_namespace(self.data)
+
+    @property
+    def backend(self) -> Any:
+        """The registered Backend that owns the data."""
+        from xgrad.backends import backend_of
+
+        return backend_of(self.data)
+
+    def __len__(self) -> int:
+        if not self.data.shape:
+            raise TypeError("len() of a 0-d Variable")
+        return self.data.shape[0]
+
+    def __repr__(self) -> str:
+        body = repr(self.data).replace("\n", "\n" + " " * 9)
+        name = f", name={self.name!r}" if self.name else ""
+        return f"variable({body}{name})"
+
+    def __bool__(self) -> bool:
+        raise TypeError("the truth value of a Variable is ambiguous; compare its .data instead")
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def item(self) -> Any:
+        """The value of a one-element Variable as a Python scalar."""
+        from xgrad.backends import backend_of
+
+        return backend_of(self.data).to_host(self.data).item()
+
+    def numpy(self) -> Any:
+        """The data copied to a NumPy array on the host."""
+        from xgrad.backends import backend_of
+
+        return backend_of(self.data).to_host(self.data)
+
+    # --- graph ---
+    def set_creator(self, func: Function) -> None:
+        self.creator = func
+        self.generation = func.generation + 1
+
+    def cleargrad(self) -> None:
+        self.grad = None
+
+    def unchain(self) -> None:
+        """Cut the link to the creator: this Variable becomes a leaf."""
+        self.creator = None
+
+    def unchain_backward(self) -> None:
+        """Cut every link upstream of this Variable (truncated backprop), iteratively."""
+        if self.creator is None:
+            return
+        funcs, seen = [self.creator], {self.creator}
+        while funcs:
+            f = funcs.pop()
+            for x in getattr(f, "inputs", ()):
+                c = x.creator
+                if c is not None:
+                    if c not in seen:
+                        seen.add(c)
+                        funcs.append(c)
+                    x.unchain()
+
+    def detach(self) -> Variable:
+        """A new leaf Variable sharing this data, outside any graph."""
+        return Variable._wrap(self.data, False)
+
+    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
+        """Backpropagate from this Variable: fill ``.grad`` of every Variable that needs one."""
+        if self.grad is None:
+            self.grad = Variable._wrap(get_namespace(self.data).ones_like(self.data))
+        if self.creator is not None:
+            _run_backward(self.creator, retain_grad, create_graph)
+
+    # --- shape helpers (DeZero's methods) ---
+    def reshape(self, *shape: Any) -> Variable:
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _F.reshape(self, shape)
+
+    def transpose(self, *axes: Any) -> Variable:
+        if not axes:
+            axes = None
+        elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
+            axes = axes[0]
+        return _F.transpose(self, axes)
+
+    @property
+    def T(self) -> Variable:
+        return _F.transpose(self)
+
+    @property
+    def mT(self) -> Variable:
+        return _F.matrix_transpose(self)
+
+    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        return _F.sum(self, axis, keepdims)
+
+    def mean(self, axis: Any = None, keepdims: bool = False) -> Variable:
+        return _F.mean(self, axis, keepdims)
+
+    # --- moving data ---
+    def to(self, target: Any) -> Variable:
+        """This Variable on another backend or device (``"cpu"``, ``"cuda:1"``, ``"numpy"``, a
+        Backend); differentiable: gradients flow back to the original."""
+        return _F.to(self, target)
+
+    def to_cpu(self) -> Variable:
+        return self.to("cpu")
+
+    def to_gpu(self, device: int | str = 0) -> Variable:
+        return self.to(device if isinstance(device, str) else f"cuda:{device}")
+
+    # --- operators ---
+    def __add__(self, other: Any) -> Variable:
+        return _F.add(self, other)
+
+    def __radd__(self, other: Any) -> Variable:
+        return _F.add(other, self)
+
+    def __sub__(self, other: Any) -> Variable:
+        return _F.sub(self, other)
+
+    def __rsub__(self, other: Any) -> Variable:
+        return _F.sub(other, self)
+
+    def __mul__(self, other: Any) -> Variable:
+        return _F.mul(self, other)
+
+    def __rmul__(self, other: Any) -> Variable:
+        return _F.mul(other, self)
+
+    def __truediv__(self, other: Any) -> Variable:
+        return _F.div(self, other)
+
+    def __rtruediv__(self, other: Any) -> Variable:
+        return _F.div(other, self)
+
+    def __pow__(self, other: Any) -> Variable:
+        return _F.pow(self, other)
+
+    def __rpow__(self, other: Any) -> Variable:
+        return _F.pow(other, self)
+
+    def __matmul__(self, other: Any) -> Variable:
+        return _F.matmul(self, other)
+
+    def __rmatmul__(self, other: Any) -> Variable:
+        return _F.matmul(other, self)
+
+    def __neg__(self) -> Variable:
+        return _F.neg(self)
+
+    def __pos__(self) -> Variable:
+        return self
+
+    def __abs__(self) -> Variable:
+        return _F.abs(self)
+
+    def __getitem__(self, key: Any) -> Variable:
+        return _F.get_item(self, key)
+
+
+class Parameter(Variable):
+    """A Variable that a Layer owns and an optimizer updates."""
+
+    __slots__ = ()
+
+
+def as_variable(obj: Any) -> Variable:
+    """``obj`` if it is a Variable, else a constant Variable wrapping the array ``obj``."""
+    if isinstance(obj, Variable):
+        return obj
+    if not is_array(obj):
+        raise TypeError(f"expected a Variable or an array, got {type(obj).__name__}")
+    return Variable._wrap(obj, False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Function
+# ---------------------------------------------------------------------------------------------
+def _scalar_dtype(value: Any, ref: Any) -> Any:
+    """The dtype a weak Python scalar takes next to array ``ref`` (NEP 50 / the standard)."""
+    xp = get_namespace(ref)
+    dt = ref.dtype
+    if isinstance(value, bool):
+        return dt if dt == xp.bool else None if not is_float_dtype(ref) else dt
+    if isinstance(value, numbers.Integral):
+        return dt if dt != xp.bool else None
+    if isinstance(value, numbers.Real):
+        return dt if is_float_dtype(ref) or xp.isdtype(dt, "complex floating") else None
+    return dt if xp.isdtype(dt, "complex floating") else None
+
+
+def _to_inputs(fn: Function, inputs: tuple) -> list:
+    """Turn a call's arguments into Variables: arrays become constants, scalars weak constants."""
+    ref = next((a.data if isinstance(a, Variable) else a for a in inputs
+                if isinstance(a, Variable) or is_array(a)), None)
+    out = []
+    for i, a in enumerate(inputs):
+        if isinstance(a, Variable):
+            out.append(a)
+        elif isinstance(a, numbers.Number) and not is_array(a):
+            if ref is None:
+                raise TypeError(f"{type(fn).__name__}: needs at least one array or Variable input, "
+                                f"got only Python scalars {inputs!r}")
+            xp = get_namespace(ref)
+            arr = xp.asarray(a, dtype=_scalar_dtype(a, ref), device=ref.device)
+            out.append(Variable._wrap(arr, False))
+        elif is_array(a):
+            out.append(Variable._wrap(a, False))
+        else:
+            raise TypeError(f"{type(fn).__name__}: input {i} has unsupported type "
+                            f"{type(a).__module__}.{type(a).__qualname__}; expected a Variable, "
+                            f"an array or a Python scalar")
+    return out
+
+
+def _describe(xs: list) -> str:
+    return ", ".join(f"{tuple(x.shape)} {x.dtype}" for x in xs)
+
+
+class Function:
+    """A differentiable operation. Subclasses define ``forward(*arrays)`` and
+    ``backward(*grad_outputs)``; calling the instance records the graph."""
+
+    inputs: list
+    outputs: list
+    generation: int
+
+    def __call__(self, *inputs: Any) -> Any:
+        for a in inputs:
+            if not isinstance(a, Variable):
+                inputs = _to_inputs(self, inputs)
+                break
+        xs = [v.data for v in inputs]
+        if len(xs) > 1:
+            _check_same_place(self, xs)
+        try:
+            ys = self.forward(*xs)
+        except (TypeError, ValueError, IndexError) as e:
+            raise _forward_error(self, xs, e) from e
+        if not isinstance(ys, tuple):
+            ys = (ys,)
+        t = type(xs[0])
+        outputs = [Variable._wrap(y if type(y) is t else get_namespace(xs[0]).asarray(y))
+                   for y in ys]
+        if _enable_backprop.get() and any(v.requires_grad for v in inputs):
+            self.generation = gen = max(v.generation for v in inputs)
+            for y in outputs:
+                y.creator, y.generation, y.requires_grad = self, gen + 1, True
+            self.inputs = inputs
+            self.outputs = [weakref.ref(y) for y in outputs]
+            if _anomaly.get():
+                from xgrad.anomaly import record_origin
+
+                record_origin(self)
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def forward(self, *xs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *gys: Variable) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} is not differentiable")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__}>"
+
+
+def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
+    """Re-raise an error from a forward with the Function's name and its inputs' shapes/dtypes."""
+    name = type(fn).__name__
+    msg = str(e)
+    if msg.startswith(name + ":"):
+        return e
+    msg = f"{name}: {msg} (inputs: {_describe(xs)})"
+    try:
+        new = type(e)(msg)
+    except Exception:  # an exception type whose constructor takes other arguments
+        new = ValueError(msg) if isinstance(e, ValueError) else TypeError(msg)
+    return new
+
+
+# ---------------------------------------------------------------------------------------------
+# The backward pass: a heap of Functions keyed by generation (newest first), each run once
+# ---------------------------------------------------------------------------------------------
+def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> None:
+    heap = [(-start.generation, 0, start)]
+    queued = {start}
+    tie = 1
+    anomaly = _anomaly.get()
+    # Record the backward pass itself only for higher-order gradients.
+    token = _enable_backprop.set(create_graph)
+    try:
+        while heap:
+            f = heapq.heappop(heap)[2]
+            outputs = [r() for r in f.outputs]
+            gys = [y.grad if y is not None else None for y in outputs]
+            if any(g is not None for g in gys):
+                gxs = f.backward(*gys)
+                if not isinstance(gxs, tuple):
+                    gxs = (gxs,)
+                if anomaly:
+                    from xgrad.anomaly import check_gradients
+
+                    check_gradients(f, gxs)
+                if len(gxs) != len(f.inputs):
+                    raise GradientError(f"{type(f).__name__}.backward returned {len(gxs)} "
+                                        f"gradients for {len(f.inputs)} inputs")
+                for i, (x, gx) in enumerate(zip(f.inputs, gxs)):
+                    if gx is None or not x.requires_grad:
+                        continue
+                    if not isinstance(gx, Variable):
+                        gx = as_variable(gx)
+                    xd, gd = x.data, gx.data
+                    if gd.shape != xd.shape or gd.dtype != xd.dtype:
+                        raise GradientError(
+                            f"{type(f).__name__}.backward returned a gradient of shape "
+                            f"{tuple(gd.shape)} and dtype {gd.dtype} for input {i}, which has "
+                            f"shape {tuple(xd.shape)} and dtype {xd.dtype}")
+                    if x.grad is None:
+                        x.grad = gx
+                    elif create_graph:
+                        x.grad = x.grad + gx  # out of place: x.grad may be shared with another
+                    else:
+                        s = x.grad.data + gd
+                        if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
+                            s = get_namespace(gd).asarray(s)
+                        x.grad = Variable._wrap(s)
+                    c = x.creator
+                    if c is not None and c not in queued:
+                        queued.add(c)
+                        heapq.heappush(heap, (-c.generation, tie, c))
+                        tie += 1
+            if not retain_grad:
+                for y in outputs:
+                    if y is not None:
+                        y.grad = None
+    finally:
+        _enable_backprop.reset(token)
+
+
+# Operators dispatch to the function library, which itself builds on this module.
+from xgrad import functions as _F  # noqa: E402

@@ -1,0 +1,105 @@
+"""Making arrays on a chosen backend and device, and the per-backend random generators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xgrad import backends
+from xgrad.backends import Backend
+from xgrad.core import Variable, is_array
+
+# dtype names accepted everywhere a dtype is: resolved on the target backend's namespace
+float32, float64, int32, int64, bool_ = "float32", "float64", "int32", "int64", "bool"
+
+
+def _dtype_name(dtype: Any) -> str:
+    if isinstance(dtype, type):  # NumPy/CuPy namespaces spell dtypes as scalar types
+        return "bool" if dtype.__name__ == "bool_" else dtype.__name__
+    s = str(dtype)
+    return s.rsplit(".", 1)[-1] if "." in s else s
+
+
+def resolve_dtype(dtype: Any, backend: Backend) -> Any:
+    """The dtype object of ``backend`` for ``dtype`` (a name, or another backend's dtype)."""
+    if dtype is None:
+        return None
+    try:
+        return getattr(backend.namespace, _dtype_name(dtype))
+    except AttributeError:
+        raise TypeError(f"backend {backend.name!r} has no dtype {dtype!r}") from None
+
+
+def _target(backend: Any, device: Any) -> tuple[Backend, Any]:
+    if backend is None:
+        b, dev = backends.current_target()
+    else:
+        b, dev = backends.resolve_target(backend)
+    return b, (b.parse_device(device) if device is not None else dev)
+
+
+def asarray(obj: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
+    """An array of ``backend`` (default: the current one) on ``device`` from lists, scalars,
+    host arrays or another backend's array."""
+    if isinstance(obj, Variable):
+        obj = obj.data
+    b, dev = _target(backend, device)
+    if is_array(obj):
+        x = b.transfer(obj, dev)
+    else:
+        x = b.from_host(obj, device=dev)
+    dt = resolve_dtype(dtype, b)
+    if dt is not None and x.dtype != dt:
+        x = b.namespace.astype(x, dt)
+    return x
+
+
+def _make(fill: str, shape: Any, dtype: Any, backend: Any, device: Any) -> Any:
+    b, dev = _target(backend, device)
+    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    return getattr(b.namespace, fill)(shape, dtype=resolve_dtype(dtype or float32, b), device=dev)
+
+
+def zeros(shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
+    """Zeros (float32 unless told) on the default or given backend."""
+    return _make("zeros", shape, dtype, backend, device)
+
+
+def ones(shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
+    """Ones (float32 unless told) on the default or given backend."""
+    return _make("ones", shape, dtype, backend, device)
+
+
+# --- random numbers: one generator per (backend, device), reseeded by manual_seed ---
+_seed: int | None = None
+_generators: dict[tuple, Any] = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Reseed every backend's generator: runs repeat exactly on the same backend."""
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def get_rng(backend: Any = None, device: Any = None) -> Any:
+    """The generator of ``backend`` and ``device`` (created from the manual seed on first use)."""
+    b, dev = _target(backend, device)
+    key = (b.name, str(dev))
+    g = _generators.get(key)
+    if g is None:
+        g = _generators[key] = b.rng(_seed, dev)
+    return g
+
+
+def randn(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
+    """Standard normal samples (float32 unless told)."""
+    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    b, dev = _target(backend, device)
+    return get_rng(b, dev).normal(shape, dtype=resolve_dtype(dtype or float32, b))
+
+
+def rand(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
+    """Uniform samples in [0, 1) (float32 unless told)."""
+    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    b, dev = _target(backend, device)
+    return get_rng(b, dev).uniform(shape, dtype=resolve_dtype(dtype or float32, b))
