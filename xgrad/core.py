@@ -41,7 +41,7 @@ class GradientError(XgradError, ValueError):
 # array_namespace() costs ~2 us a call; an array's namespace depends only on its type, so the
 # answer is cached per type (None marks a type that is not an array).
 _NAMESPACES: dict[type, Any] = {}
-_FLOAT_DTYPES: dict[Any, bool] = {}
+_FLOAT_DTYPES: dict[int, tuple] = {}
 
 
 def _lookup_namespace(t: type, x: Any) -> Any:
@@ -79,11 +79,11 @@ def get_namespace(x: Any) -> Any:
 def is_float_dtype(x: Any) -> bool:
     """True if array ``x`` has a real floating-point dtype (cached per dtype)."""
     dt = x.dtype
-    key = (type(dt), dt)  # keyed by type too: strict's dtypes warn when compared with NumPy's
-    r = _FLOAT_DTYPES.get(key)
-    if r is None:
-        r = _FLOAT_DTYPES[key] = bool(get_namespace(x).isdtype(dt, "real floating"))
-    return r
+    # Keyed by identity: dtypes are singletons, and strict's warn when compared with NumPy's.
+    r = _FLOAT_DTYPES.get(id(dt))
+    if r is None or r[0] is not dt:
+        r = _FLOAT_DTYPES[id(dt)] = (dt, bool(get_namespace(x).isdtype(dt, "real floating")))
+    return r[1]
 
 
 def _backend(x: Any) -> Any:
@@ -216,8 +216,8 @@ class Variable:
 
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> Variable:
-        # Fast constructor for arrays the engine made itself (no type check).
-        v = object.__new__(cls)
+        """A Variable around an array the engine made itself (no type check)."""
+        v = _new_object(cls)
         v.data, v.name, v.grad, v.creator = data, None, None, None
         v.generation, v.requires_grad = 0, requires_grad
         return v
@@ -410,6 +410,17 @@ class Variable:
         return _F.get_item(self, key)
 
 
+_new_object = object.__new__
+
+
+def _new_variable(data: Any) -> Variable:
+    # The hot path's constructor: a graph-less Variable around a Function's output.
+    v = _new_object(Variable)
+    v.data, v.name, v.grad, v.creator, v.generation, v.requires_grad = \
+        data, None, None, None, 0, False
+    return v
+
+
 class Parameter(Variable):
     """A Variable that a Layer owns and an optimizer updates."""
 
@@ -482,29 +493,39 @@ class Function:
             if not isinstance(a, Variable):
                 inputs = _to_inputs(self, inputs)
                 break
-        xs = [v.data for v in inputs]
-        if len(xs) > 1:
+        x0 = inputs[0].data
+        if len(inputs) == 1:
+            xs = (x0,)
+        else:
+            xs = [v.data for v in inputs]
             _check_same_place(self, xs)
         try:
             ys = self.forward(*xs)
         except (TypeError, ValueError, IndexError) as e:
             raise _forward_error(self, xs, e) from e
-        if not isinstance(ys, tuple):
-            ys = (ys,)
-        t = type(xs[0])
-        outputs = [Variable._wrap(y if type(y) is t else get_namespace(xs[0]).asarray(y))
-                   for y in ys]
-        if _enable_backprop.get() and any(v.requires_grad for v in inputs):
-            self.generation = gen = max(v.generation for v in inputs)
-            for y in outputs:
-                y.creator, y.generation, y.requires_grad = self, gen + 1, True
-            self.inputs = inputs
-            self.outputs = [weakref.ref(y) for y in outputs]
-            if _anomaly.get():
-                from xgrad.anomaly import record_origin
+        # NumPy turns 0-d results into scalars; make them arrays of the input's kind again.
+        if isinstance(ys, tuple):
+            outputs = [_new_variable(y if type(y) is type(x0) else get_namespace(x0).asarray(y))
+                       for y in ys]
+        else:
+            outputs = [_new_variable(ys if type(ys) is type(x0)
+                                     else get_namespace(x0).asarray(ys))]
+        if _enable_backprop.get():
+            gen = -1
+            for v in inputs:
+                if v.requires_grad and v.generation > gen:
+                    gen = v.generation
+            if gen >= 0:  # some input needs a gradient: record this call
+                self.generation = gen
+                for y in outputs:
+                    y.creator, y.generation, y.requires_grad = self, gen + 1, True
+                self.inputs = inputs
+                self.outputs = [weakref.ref(y) for y in outputs]
+                if _anomaly.get():
+                    from xgrad.anomaly import record_origin
 
-                record_origin(self)
-        return outputs if len(outputs) > 1 else outputs[0]
+                    record_origin(self)
+        return outputs[0] if len(outputs) == 1 else outputs
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -538,55 +559,64 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
     queued = {start}
     tie = 1
     anomaly = _anomaly.get()
+    pop, push = heapq.heappop, heapq.heappush
     # Record the backward pass itself only for higher-order gradients.
     token = _enable_backprop.set(create_graph)
     try:
         while heap:
-            f = heapq.heappop(heap)[2]
+            f = pop(heap)[2]
             outputs = [r() for r in f.outputs]
-            gys = [y.grad if y is not None else None for y in outputs]
-            if any(g is not None for g in gys):
+            if len(outputs) == 1:
+                gxs = f.backward(outputs[0].grad)
+            else:
+                gys = [y.grad if y is not None else None for y in outputs]
+                if all(g is None for g in gys):
+                    continue
                 gxs = f.backward(*gys)
-                if not isinstance(gxs, tuple):
-                    gxs = (gxs,)
-                if anomaly:
-                    from xgrad.anomaly import check_gradients
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            if anomaly:
+                from xgrad.anomaly import check_gradients
 
-                    check_gradients(f, gxs)
-                if len(gxs) != len(f.inputs):
-                    raise GradientError(f"{type(f).__name__}.backward returned {len(gxs)} "
-                                        f"gradients for {len(f.inputs)} inputs")
-                for i, (x, gx) in enumerate(zip(f.inputs, gxs)):
-                    if gx is None or not x.requires_grad:
-                        continue
-                    if not isinstance(gx, Variable):
-                        gx = as_variable(gx)
-                    xd, gd = x.data, gx.data
-                    if gd.shape != xd.shape or gd.dtype != xd.dtype:
-                        raise GradientError(
-                            f"{type(f).__name__}.backward returned a gradient of shape "
-                            f"{tuple(gd.shape)} and dtype {gd.dtype} for input {i}, which has "
-                            f"shape {tuple(xd.shape)} and dtype {xd.dtype}")
-                    if x.grad is None:
-                        x.grad = gx
-                    elif create_graph:
-                        x.grad = x.grad + gx  # out of place: x.grad may be shared with another
-                    else:
-                        s = x.grad.data + gd
-                        if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
-                            s = get_namespace(gd).asarray(s)
-                        x.grad = Variable._wrap(s)
-                    c = x.creator
-                    if c is not None and c not in queued:
-                        queued.add(c)
-                        heapq.heappush(heap, (-c.generation, tie, c))
-                        tie += 1
+                check_gradients(f, gxs)
+            inputs = f.inputs
+            if len(gxs) != len(inputs):
+                raise GradientError(f"{type(f).__name__}.backward returned {len(gxs)} "
+                                    f"gradients for {len(inputs)} inputs")
+            for x, gx in zip(inputs, gxs):
+                if gx is None or not x.requires_grad:
+                    continue
+                if not isinstance(gx, Variable):
+                    gx = as_variable(gx)
+                xd, gd = x.data, gx.data
+                if gd.shape != xd.shape or gd.dtype != xd.dtype:
+                    raise _gradient_mismatch(f, inputs.index(x), xd, gd)
+                if x.grad is None:
+                    x.grad = gx
+                elif create_graph:
+                    x.grad = x.grad + gx  # out of place: x.grad may be shared with another
+                else:
+                    s = x.grad.data + gd
+                    if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
+                        s = get_namespace(gd).asarray(s)
+                    x.grad = _new_variable(s)
+                c = x.creator
+                if c is not None and c not in queued:
+                    queued.add(c)
+                    push(heap, (-c.generation, tie, c))
+                    tie += 1
             if not retain_grad:
                 for y in outputs:
                     if y is not None:
                         y.grad = None
     finally:
         _enable_backprop.reset(token)
+
+
+def _gradient_mismatch(f: Function, i: int, xd: Any, gd: Any) -> GradientError:
+    return GradientError(
+        f"{type(f).__name__}.backward returned a gradient of shape {tuple(gd.shape)} and dtype "
+        f"{gd.dtype} for input {i}, which has shape {tuple(xd.shape)} and dtype {xd.dtype}")
 
 
 # Operators dispatch to the function library, which itself builds on this module.
