@@ -12,7 +12,8 @@ import functools
 import heapq
 import numbers
 import weakref
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from array_api_compat import array_namespace
 
@@ -206,7 +207,8 @@ class Variable:
         if requires_grad is None:
             requires_grad = floating  # integer / bool Variables (labels, masks) hold no gradient
         elif requires_grad and not floating:
-            raise TypeError(f"only floating-point Variables can require gradients, got {data.dtype}")
+            raise TypeError(f"only floating-point Variables can require gradients, "
+                            f"got {data.dtype}")
         self.data = data
         self.name = name
         self.grad: Variable | None = None

@@ -10,7 +10,8 @@ from __future__ import annotations
 import contextvars
 import importlib
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from xgrad.backends.base import RNG, Backend, BackendUnavailable
 from xgrad.core import get_namespace

@@ -19,10 +19,9 @@ class StrictBackend(Backend):
         return isinstance(array, array_api_strict._array_object.Array)
 
     def to_host(self, x: Any) -> Any:
-        import numpy as np
-
         # The array API's buffer-protocol-free path: move to the CPU device, then read it.
         import array_api_strict as xp
+        import numpy as np
 
         cpu = xp.asarray(x, device=xp.Device("CPU_DEVICE"), copy=True) \
             if x.device != xp.Device("CPU_DEVICE") else x
@@ -39,9 +38,8 @@ class StrictBackend(Backend):
 
 
 def _supports(device: Any, dtype: Any) -> bool:
-    from array_api_strict._devices import device_supports_dtype
-
     import array_api_strict as xp
+    from array_api_strict._devices import device_supports_dtype
 
     return device_supports_dtype(device, getattr(xp, str(dtype), None))
 

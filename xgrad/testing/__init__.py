@@ -3,7 +3,12 @@
 backend."""
 
 from xgrad.testing.checks import (
-    GradcheckError, assert_close, default_tolerance, gradcheck, gradgradcheck, to_host,
+    GradcheckError,
+    assert_close,
+    default_tolerance,
+    gradcheck,
+    gradgradcheck,
+    to_host,
 )
 
 __all__ = ["GradcheckError", "assert_close", "default_tolerance", "gradcheck", "gradgradcheck",

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,9 @@ def to_host(x: Any) -> np.ndarray:
 def default_tolerance(dtype: Any) -> tuple[float, float]:
     """(rtol, atol) for ``dtype``: rtol = 4 sqrt(eps) as in SciPy's xp_assert_close; atol the
     same, so that values that should be 0 may carry rounding noise."""
-    dt = np.dtype(str(dtype).rsplit(".", 1)[-1]) if not isinstance(dtype, np.dtype) else dtype
+    from xgrad.creation import _dtype_name
+
+    dt = dtype if isinstance(dtype, np.dtype) else np.dtype(_dtype_name(dtype))
     if dt.kind not in "fc":
         return 0.0, 0.0
     eps = float(np.finfo(dt).eps)
@@ -59,7 +62,8 @@ def assert_close(actual: Any, desired: Any, *, rtol: float | None = None,
     if a.dtype.kind == "b" or d.dtype.kind == "b":
         bad = a != d
         if bad.any():
-            idx = np.unravel_index(int(np.argmax(bad)), a.shape) if a.shape else ()
+            idx = tuple(int(i) for i in np.unravel_index(int(np.argmax(bad)), a.shape)) \
+                if a.shape else ()
             raise AssertionError(f"{err_msg}{int(bad.sum())} of {a.size} elements differ; first "
                                  f"at {idx}: actual {a[idx]}, desired {d[idx]}")
         return
@@ -72,15 +76,16 @@ def assert_close(actual: Any, desired: Any, *, rtol: float | None = None,
         bad = ~(nan_ok | same_inf | (err <= atol + rtol * np.abs(df)))
     if bad.any():
         err = np.where(np.isnan(err), np.inf, err)
-        worst = np.unravel_index(int(np.argmax(np.where(bad, err, -1))), a.shape) if a.shape \
-            else ()
+        worst = tuple(int(i) for i in np.unravel_index(int(np.argmax(np.where(bad, err, -1))),
+                                                       a.shape)) if a.shape else ()
         with np.errstate(divide="ignore", invalid="ignore"):
             rel = err / np.abs(df)
+        max_rel = np.max(rel[np.isfinite(rel)]) if np.isfinite(rel).any() else np.inf
         raise AssertionError(
             f"{err_msg}not close (rtol={rtol:g}, atol={atol:g}): {int(bad.sum())} of {a.size} "
-            f"elements differ; max abs error {np.max(err):.6g}, max rel error "
-            f"{np.nanmax(np.where(np.isfinite(rel), rel, np.nan)) if np.isfinite(rel).any() else np.inf:.6g}; "
-            f"worst at index {worst}: actual {af[worst]!r}, desired {df[worst]!r}")
+            f"elements differ; max abs error {np.max(err):.6g}, max rel error {max_rel:.6g}; "
+            f"worst at index {worst}: actual {af[worst].item()!r}, "
+            f"desired {df[worst].item()!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -204,8 +209,9 @@ def _worst_element(datas: list, wrt: list, grads: list, L_at: Callable, eps: flo
         if budget <= 0:
             break
     err, i, idx, ana, num = worst
-    return (f"; worst element: input {i} index {tuple(int(k) for k in idx) if idx is not None else idx}"
-            f": analytic {ana!r}, numeric {num!r} (abs error {err:.3g})")
+    where = tuple(int(k) for k in idx) if idx is not None else idx
+    return (f"; worst element: input {i} index {where}: analytic {ana!r}, numeric {num!r} "
+            f"(abs error {err:.3g})")
 
 
 def gradgradcheck(f: Callable, *inputs: Any, seed: int = 0, **kwargs: Any) -> bool:
