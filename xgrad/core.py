@@ -441,36 +441,55 @@ def as_variable(obj: Any) -> Variable:
 # ---------------------------------------------------------------------------------------------
 # Function
 # ---------------------------------------------------------------------------------------------
+_SCALAR_DTYPES: dict[tuple, Any] = {}
+
+
 def _scalar_dtype(value: Any, ref: Any) -> Any:
-    """The dtype a weak Python scalar takes next to array ``ref`` (NEP 50 / the standard)."""
+    """The dtype a weak Python scalar takes next to array ``ref`` (NEP 50 / the standard):
+    the array's dtype when the kinds are compatible, else the default (None). Cached."""
+    key = (type(value), id(ref.dtype))
+    hit = _SCALAR_DTYPES.get(key)
+    if hit is not None and hit[0] is ref.dtype:
+        return hit[1]
     xp = get_namespace(ref)
     dt = ref.dtype
     if isinstance(value, bool):
-        return dt if dt == xp.bool else None if not is_float_dtype(ref) else dt
-    if isinstance(value, numbers.Integral):
-        return dt if dt != xp.bool else None
-    if isinstance(value, numbers.Real):
-        return dt if is_float_dtype(ref) or xp.isdtype(dt, "complex floating") else None
-    return dt if xp.isdtype(dt, "complex floating") else None
+        out = dt if dt == xp.bool else None
+    elif isinstance(value, numbers.Integral):
+        out = dt if dt != xp.bool else None
+    elif isinstance(value, numbers.Real):
+        out = dt if xp.isdtype(dt, ("real floating", "complex floating")) else None
+    else:
+        out = dt if xp.isdtype(dt, "complex floating") else None
+    _SCALAR_DTYPES[key] = (dt, out)
+    return out
 
 
 def _to_inputs(fn: Function, inputs: tuple) -> list:
-    """Turn a call's arguments into Variables: arrays become constants, scalars weak constants."""
-    ref = next((a.data if isinstance(a, Variable) else a for a in inputs
-                if isinstance(a, Variable) or is_array(a)), None)
+    """Turn a call's arguments into Variables: arrays become constants, scalars weak constants
+    (0-d arrays of the other operand's dtype and device)."""
+    ref = None
+    for a in inputs:
+        if isinstance(a, Variable):
+            ref = a.data
+            break
+        if is_array(a):
+            ref = a
+            break
     out = []
     for i, a in enumerate(inputs):
         if isinstance(a, Variable):
             out.append(a)
-        elif isinstance(a, numbers.Number) and not is_array(a):
+        elif type(a) in (float, int) or (isinstance(a, numbers.Number) and not is_array(a)):
             if ref is None:
                 raise TypeError(f"{type(fn).__name__}: needs at least one array or Variable input, "
                                 f"got only Python scalars {inputs!r}")
-            xp = get_namespace(ref)
-            arr = xp.asarray(a, dtype=_scalar_dtype(a, ref), device=ref.device)
-            out.append(Variable._wrap(arr, False))
+            from xgrad.backends import backend_of
+
+            arr = backend_of(ref).scalar(a, _scalar_dtype(a, ref), ref.device)
+            out.append(_new_variable(arr))
         elif is_array(a):
-            out.append(Variable._wrap(a, False))
+            out.append(_new_variable(a))
         else:
             raise TypeError(f"{type(fn).__name__}: input {i} has unsupported type "
                             f"{type(a).__module__}.{type(a).__qualname__}; expected a Variable, "

@@ -128,6 +128,10 @@ class Backend:
         """An array of this backend from host data ``a`` (a NumPy array or nested lists)."""
         return self.namespace.asarray(a, device=device)
 
+    def scalar(self, value: Any, dtype: Any, device: Any) -> Any:
+        """A 0-d array holding a Python scalar (the hot path of ``x * 2``)."""
+        return self.namespace.asarray(value, dtype=dtype, device=device)
+
     def transfer(self, x: Any, device: Any = None) -> Any:
         """``x`` (from any backend) as an array of this backend on ``device``."""
         from xgrad.backends import backend_of

@@ -55,6 +55,11 @@ class NumpyBackend(Backend):
     def device_spec(self, device: Any) -> str:
         return "cpu"
 
+    def scalar(self, value: Any, dtype: Any, device: Any) -> Any:
+        import numpy as np
+
+        return np.asarray(value, dtype=dtype)
+
     def rng(self, seed: int | None = None, device: Any = None) -> RNG:
         return NumpyRNG(self, seed, device)
 
