@@ -586,14 +586,23 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
     try:
         while heap:
             f = pop(heap)[2]
-            outputs = [r() for r in f.outputs]
-            if len(outputs) == 1:
-                gxs = f.backward(outputs[0].grad)
+            refs = f.outputs
+            if len(refs) == 1:
+                outputs = None
+                y = refs[0]()
+                gxs = f.backward(y.grad)
+                if not retain_grad:
+                    y.grad = None
             else:
+                outputs = [r() for r in refs]
                 gys = [y.grad if y is not None else None for y in outputs]
                 if all(g is None for g in gys):
                     continue
                 gxs = f.backward(*gys)
+                if not retain_grad:
+                    for y in outputs:
+                        if y is not None:
+                            y.grad = None
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if anomaly:
@@ -626,10 +635,6 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
                     queued.add(c)
                     push(heap, (-c.generation, tie, c))
                     tie += 1
-            if not retain_grad:
-                for y in outputs:
-                    if y is not None:
-                        y.grad = None
     finally:
         _enable_backprop.reset(token)
 
