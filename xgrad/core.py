@@ -562,7 +562,8 @@ def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
     """Re-raise an error from a forward with the Function's name and its inputs' shapes/dtypes."""
     name = type(fn).__name__
     msg = str(e)
-    if msg.startswith(name + ":"):
+    head = msg.split(":", 1)[0].replace("_", "").lower()
+    if head == name.lower():  # the forward already named itself
         return e
     msg = f"{name}: {msg} (inputs: {_describe(xs)})"
     try:

@@ -12,6 +12,8 @@ def normalize_axis(axis: Any, ndim: int, fname: str) -> tuple:
     ``ndim``; an out-of-range axis raises an error naming ``fname``."""
     if axis is None:
         return tuple(range(ndim))
+    if not isinstance(axis, (int, tuple, list)):
+        raise TypeError(f"{fname}: axis must be an int or a tuple of ints, got {axis!r}")
     axes = (axis,) if isinstance(axis, int) else tuple(axis)
     out = []
     for a in axes:

@@ -1,12 +1,17 @@
 """Elementwise functions. Each backward rule is written with Variables, so it can itself be
-differentiated (``create_graph=True``)."""
+differentiated (``create_graph=True``).
+
+Forwards stay minimal (the per-op cost is part of every model's step): binary arithmetic does no
+checks at all, transcendental functions only a cached dtype check, so that integer input fails
+with a message naming the function instead of silently computing in float64."""
 
 from __future__ import annotations
 
+import math
 from numbers import Number
 from typing import Any
 
-from xgrad.core import Function, Variable
+from xgrad.core import Function, Variable, get_namespace, is_array
 from xgrad.functions._util import require_float, xp_of
 from xgrad.functions.shape import sum_to
 
@@ -18,6 +23,12 @@ def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
     return g if g.shape == x.shape else sum_to(g, x.shape)
 
 
+def _const(a: Any) -> Variable:
+    """A raw array as a constant Variable (no gradient flows into it)."""
+    return Variable._wrap(a, False)
+
+
+# --- arithmetic ---------------------------------------------------------------------------
 class Add(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 + x1
@@ -78,7 +89,9 @@ class PowScalar(Function):
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
         c = self.c
-        return gy * c * x ** (c - 1)
+        if c == 0:
+            return gy * 0
+        return gy * c if c == 1 else gy * c * x ** (c - 1)
 
 
 class Pow(Function):
@@ -106,6 +119,26 @@ class Square(Function):
         return gy * (x + x)
 
 
+class Sqrt(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("sqrt", x)
+        return xp_of(x).sqrt(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]()
+        return gy / (y + y)
+
+
+class Abs(Function):
+    def forward(self, x: Any) -> Any:
+        return xp_of(x).abs(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0]
+        return gy * _const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
+
+
+# --- exponentials and logarithms ----------------------------------------------------------
 class Exp(Function):
     def forward(self, x: Any) -> Any:
         require_float("exp", x)
@@ -113,6 +146,15 @@ class Exp(Function):
 
     def backward(self, gy: Variable) -> Variable:
         return gy * self.outputs[0]()
+
+
+class Expm1(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("expm1", x)
+        return xp_of(x).expm1(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy + gy * self.outputs[0]()  # d/dx (e^x - 1) = y + 1
 
 
 class Log(Function):
@@ -124,6 +166,16 @@ class Log(Function):
         return gy / self.inputs[0]
 
 
+class Log1p(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("log1p", x)
+        return xp_of(x).log1p(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy / (self.inputs[0] + 1)
+
+
+# --- trigonometric and hyperbolic ---------------------------------------------------------
 class Sin(Function):
     def forward(self, x: Any) -> Any:
         require_float("sin", x)
@@ -142,25 +194,184 @@ class Cos(Function):
         return -(gy * sin(self.inputs[0]))
 
 
+class Tan(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("tan", x)
+        return xp_of(x).tan(x)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]()
+        return gy + gy * y * y  # 1 / cos^2 = 1 + tan^2
+
+
 class Tanh(Function):
     def forward(self, x: Any) -> Any:
         require_float("tanh", x)
         return xp_of(x).tanh(x)
 
     def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
-        return gy - gy * y * y  # gy * (1 - y^2) without a float64 constant
+        return TanhGrad()(self.outputs[0](), gy)
 
 
-class Abs(Function):
+class TanhGrad(Function):
+    """gy * (1 - y^2) from tanh's output y, fused: one node instead of three."""
+
+    def forward(self, y: Any, gy: Any) -> Any:
+        return gy * (1 - y * y)
+
+    def backward(self, g: Variable) -> tuple:
+        y, gy = self.inputs
+        gy_y = -2 * (g * gy * y) if y.requires_grad else None
+        return gy_y, (TanhGrad()(y, g) if gy.requires_grad else None)
+
+
+# --- activations --------------------------------------------------------------------------
+class Sigmoid(Function):
     def forward(self, x: Any) -> Any:
-        return xp_of(x).abs(x)
+        require_float("sigmoid", x)
+        # 1/(1+e^-x) overflows e^-x for x << 0; tanh saturates instead.
+        return xp_of(x).tanh(x * 0.5) * 0.5 + 0.5
+
+    def backward(self, gy: Variable) -> Variable:
+        return SigmoidGrad()(self.outputs[0](), gy)
+
+
+class SigmoidGrad(Function):
+    """gy * y * (1 - y) from sigmoid's output y, fused: one node instead of three."""
+
+    def forward(self, y: Any, gy: Any) -> Any:
+        return gy * (y - y * y)
+
+    def backward(self, g: Variable) -> tuple:
+        y, gy = self.inputs
+        gy_y = g * gy * (1 - (y + y)) if y.requires_grad else None
+        return gy_y, (SigmoidGrad()(y, g) if gy.requires_grad else None)
+
+
+class ReLU(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("relu", x)
+        return xp_of(x).maximum(x, 0.0)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]().data
+        return gy * _const(xp_of(y).astype(y > 0, y.dtype))  # subgradient 0 at 0
+
+
+class LeakyReLU(Function):
+    def __init__(self, slope: float) -> None:
+        self.slope = slope
+
+    def forward(self, x: Any) -> Any:
+        require_float("leaky_relu", x)
+        return xp_of(x).where(x > 0, x, x * self.slope)
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0].data
+        xp = xp_of(x)
+        slope = self.slope
+        return gy * _const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
+
+
+_GELU_C = math.sqrt(2 / math.pi)
+_GELU_A = 0.044715
+
+
+class GELU(Function):
+    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
+
+    def forward(self, x: Any) -> Any:
+        require_float("gelu", x)
+        t = xp_of(x).tanh((x + _GELU_A * (x * x * x)) * _GELU_C)
+        return (t + 1) * x * 0.5
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        return gy * Variable._wrap(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
+        x2 = x * x
+        t = tanh((x + _GELU_A * x2 * x) * _GELU_C)
+        # product rule: 0.5 (1 + t) + 0.5 x (1 - t^2) * d(inner)/dx
+        inner_grad = (x2 * (3 * _GELU_A) + 1) * _GELU_C
+        return gy * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * inner_grad)
 
 
+class Softplus(Function):
+    def forward(self, x: Any) -> Any:
+        require_float("softplus", x)
+        xp = xp_of(x)
+        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive
+        return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy * sigmoid(self.inputs[0])
+
+
+# --- comparisons and selection ------------------------------------------------------------
+class Maximum(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return xp_of(x0).maximum(x0, x1)
+
+    def backward(self, gy: Variable) -> tuple:
+        return _select_grads(self.inputs, gy, lambda a, b: a > b)
+
+
+class Minimum(Function):
+    def forward(self, x0: Any, x1: Any) -> Any:
+        return xp_of(x0).minimum(x0, x1)
+
+    def backward(self, gy: Variable) -> tuple:
+        return _select_grads(self.inputs, gy, lambda a, b: a < b)
+
+
+def _select_grads(inputs: list, gy: Variable, wins: Any) -> tuple:
+    """Gradients of maximum/minimum: to the winner, split half/half on ties."""
+    x0, x1 = inputs
+    a, b = x0.data, x1.data
+    xp = xp_of(a)
+    dt = gy.dtype
+    m0 = xp.astype(wins(a, b), dt) + xp.astype(a == b, dt) * 0.5
+    g0 = _unbroadcast(gy * _const(m0), x0) if x0.requires_grad else None
+    g1 = _unbroadcast(gy * _const(1 - m0), x1) if x1.requires_grad else None
+    return g0, g1
+
+
+class Clip(Function):
+    def __init__(self, lo: float | None, hi: float | None) -> None:
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x: Any) -> Any:
+        require_float("clip", x)
+        return xp_of(x).clip(x, min=self.lo, max=self.hi)
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0].data
+        xp = xp_of(x)
+        inside = None
+        if self.lo is not None:
+            inside = x >= self.lo
+        if self.hi is not None:
+            inside = x <= self.hi if inside is None else xp.logical_and(inside, x <= self.hi)
+        if inside is None:
+            return gy
+        return gy * _const(xp.astype(inside, x.dtype))
+
+
+class Where(Function):
+    def forward(self, cond: Any, x0: Any, x1: Any) -> Any:
+        xp = xp_of(cond)
+        if not xp.isdtype(cond.dtype, "bool"):
+            raise TypeError(f"where: the condition must be a bool array, got dtype {cond.dtype}")
+        return xp.where(cond, x0, x1)
+
+    def backward(self, gy: Variable) -> tuple:
+        cond, x0, x1 = self.inputs
+        g = gy.data
+        zero = _const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
+        g0 = _unbroadcast(where(cond, gy, zero), x0) if x0.requires_grad else None
+        g1 = _unbroadcast(where(cond, zero, gy), x1) if x1.requires_grad else None
+        return None, g0, g1
+
+
+# --- public functions ---------------------------------------------------------------------
 def add(x0: Any, x1: Any) -> Variable:
     """x0 + x1, broadcasting."""
     return Add()(x0, x1)
@@ -186,6 +397,10 @@ def neg(x: Any) -> Variable:
     return Neg()(x)
 
 
+# the array API standard's names for DeZero's sub / mul / div / neg
+subtract, multiply, divide, negative = sub, mul, div, neg
+
+
 def pow(x0: Any, x1: Any) -> Variable:  # noqa: A001 - the standard's name
     """x0 ** x1; a Python number exponent is a constant."""
     if isinstance(x1, Number) and not isinstance(x1, bool):
@@ -198,14 +413,34 @@ def square(x: Any) -> Variable:
     return Square()(x)
 
 
+def sqrt(x: Any) -> Variable:
+    """Square root (the gradient is infinite at 0)."""
+    return Sqrt()(x)
+
+
+def abs(x: Any) -> Variable:  # noqa: A001 - the standard's name
+    """|x|; the gradient at 0 is 0."""
+    return Abs()(x)
+
+
 def exp(x: Any) -> Variable:
     """e ** x."""
     return Exp()(x)
 
 
+def expm1(x: Any) -> Variable:
+    """e ** x - 1, accurate near 0."""
+    return Expm1()(x)
+
+
 def log(x: Any) -> Variable:
     """Natural logarithm."""
     return Log()(x)
+
+
+def log1p(x: Any) -> Variable:
+    """log(1 + x), accurate near 0."""
+    return Log1p()(x)
 
 
 def sin(x: Any) -> Variable:
@@ -218,11 +453,77 @@ def cos(x: Any) -> Variable:
     return Cos()(x)
 
 
+def tan(x: Any) -> Variable:
+    """Tangent."""
+    return Tan()(x)
+
+
 def tanh(x: Any) -> Variable:
     """Hyperbolic tangent."""
     return Tanh()(x)
 
 
-def abs(x: Any) -> Variable:  # noqa: A001 - the standard's name
-    """|x|; the gradient at 0 is 0."""
-    return Abs()(x)
+def sigmoid(x: Any) -> Variable:
+    """1 / (1 + e^-x), computed as 0.5 tanh(x/2) + 0.5: finite for any finite x."""
+    return Sigmoid()(x)
+
+
+def relu(x: Any) -> Variable:
+    """max(x, 0); the gradient at 0 is 0."""
+    return ReLU()(x)
+
+
+def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
+    """x where x > 0, else slope * x (DeZero's default slope 0.2)."""
+    return LeakyReLU(slope)(x)
+
+
+def gelu(x: Any) -> Variable:
+    """Gaussian error linear unit, tanh approximation (as in GPT-2 / BERT)."""
+    return GELU()(x)
+
+
+def softplus(x: Any) -> Variable:
+    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): finite for any finite x."""
+    return Softplus()(x)
+
+
+def maximum(x0: Any, x1: Any) -> Variable:
+    """Elementwise maximum, broadcasting. Where x0 == x1 the gradient is split half/half
+    between the two inputs (the average of the one-sided derivatives, symmetric in x0, x1)."""
+    return Maximum()(x0, x1)
+
+
+def minimum(x0: Any, x1: Any) -> Variable:
+    """Elementwise minimum, broadcasting. Where x0 == x1 the gradient is split half/half."""
+    return Minimum()(x0, x1)
+
+
+def clip(x: Any, min: float | None = None, max: float | None = None) -> Variable:  # noqa: A002
+    """``x`` limited to [min, max] (Python numbers; None: unbounded). The gradient is 1 inside
+    the closed interval (bounds included) and 0 outside."""
+    if min is not None and max is not None and min > max:
+        raise ValueError(f"clip: min {min} is larger than max {max}")
+    return Clip(min, max)(x)
+
+
+def where(condition: Any, x0: Any, x1: Any) -> Variable:
+    """``x0`` where ``condition`` (a bool array or Variable, no gradient) is true, else ``x1``;
+    broadcasting. A Python number for ``x0`` or ``x1`` takes the other operand's dtype."""
+    if isinstance(x0, Number) or isinstance(x1, Number):
+        # The condition is the first array the engine would see; a scalar would take bool.
+        if isinstance(x0, Number) and isinstance(x1, Number):
+            raise TypeError("where: x0 and x1 cannot both be Python numbers")
+        ref = x1 if isinstance(x0, Number) else x0
+        ref = ref.data if isinstance(ref, Variable) else ref
+        if not is_array(ref):
+            raise TypeError(f"where: expected a Variable or an array, got {type(ref).__name__}")
+        xp = get_namespace(ref)
+
+        def lift(v: Any) -> Any:
+            if isinstance(v, Number):
+                return xp.asarray(v, dtype=ref.dtype, device=ref.device)
+            return v
+
+        x0, x1 = lift(x0), lift(x1)
+    return Where()(condition, x0, x1)

@@ -1,45 +1,207 @@
-"""Reductions."""
+"""Reductions over an ``axis`` (None: all, an int or a tuple), with ``keepdims``."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import normalize_axis, xp_of
-from xgrad.functions.shape import broadcast_to, reshape
+from xgrad.functions._util import normalize_axis, require_float, xp_of
+from xgrad.functions.math import exp, where
+from xgrad.functions.shape import broadcast_to, flip, get_item, reshape
 
 
 def _keepdims_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
 
 
-class Sum(Function):
+def _count(shape: tuple, axes: tuple) -> int:
+    n = 1
+    for a in axes:
+        n *= shape[a]
+    return n
+
+
+class _Reduction(Function):
+    """A reduction over ``axes``; ``_expand`` turns an output-shaped Variable back into one
+    broadcast to the input's shape (what every backward rule here starts from)."""
+
+    name = "?"
+
     def __init__(self, axis: Any, keepdims: bool) -> None:
         self.axis, self.keepdims = axis, keepdims
 
+    def _axes(self, x: Any) -> tuple:
+        self.axes = normalize_axis(self.axis, x.ndim, self.name)
+        return self.axes
+
+    def _expand(self, v: Variable) -> Variable:
+        shape = self.inputs[0].shape
+        return broadcast_to(reshape(v, _keepdims_shape(shape, self.axes)), shape)
+
+
+class Sum(_Reduction):
+    name = "sum"
+
     def forward(self, x: Any) -> Any:
-        self.axes = normalize_axis(self.axis, x.ndim, "sum")
-        return xp_of(x).sum(x, axis=self.axes, keepdims=self.keepdims)
+        return xp_of(x).sum(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
-        shape = self.inputs[0].shape
-        return broadcast_to(reshape(gy, _keepdims_shape(shape, self.axes)), shape)
+        return self._expand(gy)
 
 
-class Mean(Function):
-    def __init__(self, axis: Any, keepdims: bool) -> None:
-        self.axis, self.keepdims = axis, keepdims
+class Mean(_Reduction):
+    name = "mean"
 
     def forward(self, x: Any) -> Any:
-        self.axes = normalize_axis(self.axis, x.ndim, "mean")
-        return xp_of(x).mean(x, axis=self.axes, keepdims=self.keepdims)
+        require_float("mean", x)
+        return xp_of(x).mean(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
-        shape = self.inputs[0].shape
-        n = 1
-        for a in self.axes:
-            n *= shape[a]
-        return broadcast_to(reshape(gy, _keepdims_shape(shape, self.axes)), shape) / n
+        return self._expand(gy) / _count(self.inputs[0].shape, self.axes)
+
+
+class Max(_Reduction):
+    name = "max"
+
+    def forward(self, x: Any) -> Any:
+        return xp_of(x).max(x, axis=self._axes(x), keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        return self._expand(gy) * _argext_weights(self)
+
+
+class Min(_Reduction):
+    name = "min"
+
+    def forward(self, x: Any) -> Any:
+        return xp_of(x).min(x, axis=self._axes(x), keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        return self._expand(gy) * _argext_weights(self)
+
+
+def _argext_weights(f: _Reduction) -> Variable:
+    """For max/min: 1/k at each of the k elements equal to the extreme value, 0 elsewhere
+    (ties share the gradient equally), as a constant."""
+    x = f.inputs[0].data
+    y = f.outputs[0]().data
+    xp = xp_of(x)
+    hit = xp.astype(x == xp.reshape(y, _keepdims_shape(x.shape, f.axes)), x.dtype)
+    return Variable._wrap(hit / xp.sum(hit, axis=f.axes, keepdims=True), False)
+
+
+class Prod(_Reduction):
+    name = "prod"
+
+    def forward(self, x: Any) -> Any:
+        require_float("prod", x)
+        return xp_of(x).prod(x, axis=self._axes(x), keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        x = self.inputs[0]
+        xd = x.data
+        xp = xp_of(xd)
+        zero = xd == 0
+        if not bool(xp.any(zero)):
+            return self._expand(gy) * self._expand(self.outputs[0]()) / x
+        # With zeros, y / x is 0/0. d y / d x_i is the product of the others: (product of the
+        # non-zero others) * (product of the zero others), the second being 1 without zeros,
+        # the one zero x_k itself for the others when there is one, and 0 with two or more.
+        dt = xd.dtype
+        zf = xp.astype(zero, dt)
+        nzeros = xp.sum(zf, axis=self.axes, keepdims=True)
+        none = xp.astype(nzeros == 0, dt)
+        one = xp.astype(nzeros == 1, dt)
+        keep = none + one * zf  # where the product of the zero others is 1
+        take_zero = one * (1 - zf)  # ... or x_k (value 0, kept in the graph for d2y)
+        x_nz = x * Variable._wrap(1 - zf, False) + Variable._wrap(zf, False)
+        p_nz = Prod(self.axes, True)(x_nz)
+        zsum = Sum(self.axes, True)(x * Variable._wrap(zf, False))
+        others = (broadcast_to(p_nz, x.shape) / x_nz) * (
+            Variable._wrap(keep, False) + Variable._wrap(take_zero, False) * zsum)
+        return self._expand(gy) * others
+
+
+class LogSumExp(_Reduction):
+    name = "logsumexp"
+
+    def forward(self, x: Any) -> Any:
+        require_float("logsumexp", x)
+        xp = xp_of(x)
+        axes = self._axes(x)
+        m = xp.max(x, axis=axes, keepdims=True)
+        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or inf) slices
+        y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
+        return y if self.keepdims else xp.reshape(y, tuple(
+            s for i, s in enumerate(y.shape) if i not in axes))
+
+    def backward(self, gy: Variable) -> Variable:
+        # the softmax exp(x - y): bounded by 1, so it never overflows
+        y = self.outputs[0]()
+        yd = y.data
+        xp = xp_of(yd)
+        finite = xp.isfinite(yd)
+        if not bool(xp.all(finite)):  # an all -inf slice: its softmax is 0, not -inf - -inf
+            y = where(finite, y, 0.0)
+        return self._expand(gy) * exp(self.inputs[0] - self._expand(y))
+
+
+class Var(_Reduction):
+    name = "var"
+
+    def __init__(self, axis: Any, keepdims: bool, correction: float) -> None:
+        super().__init__(axis, keepdims)
+        self.correction = correction
+
+    def forward(self, x: Any) -> Any:
+        require_float(self.name, x)
+        axes = self._axes(x)
+        return xp_of(x).var(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
+
+    def _centered(self) -> tuple:
+        x = self.inputs[0]
+        n = _count(x.shape, self.axes)
+        return x - broadcast_to(Mean(self.axes, True)(x), x.shape), n - self.correction
+
+    def backward(self, gy: Variable) -> Variable:
+        # the deviations sum to 0, so the mean's own dependence on x drops out
+        d, dof = self._centered()
+        return self._expand(gy) * d * (2 / dof)
+
+
+class Std(Var):
+    name = "std"
+
+    def forward(self, x: Any) -> Any:
+        require_float(self.name, x)
+        axes = self._axes(x)
+        return xp_of(x).std(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
+
+    def backward(self, gy: Variable) -> Variable:
+        # d std = d var / (2 std); infinite where std is 0
+        d, dof = self._centered()
+        return self._expand(gy) * d / (self._expand(self.outputs[0]()) * dof)
+
+
+class CumulativeSum(Function):
+    def __init__(self, axis: int | None, include_initial: bool) -> None:
+        self.axis, self.include_initial = axis, include_initial
+
+    def forward(self, x: Any) -> Any:
+        if self.axis is None:
+            if x.ndim != 1:
+                raise ValueError(f"cumulative_sum: axis is required for an input of shape "
+                                 f"{tuple(x.shape)}")
+            self.axis = 0
+        self.axis = normalize_axis(self.axis, x.ndim, "cumulative_sum")[0]
+        return xp_of(x).cumulative_sum(x, axis=self.axis, include_initial=self.include_initial)
+
+    def backward(self, gy: Variable) -> Variable:
+        axis = self.axis
+        if self.include_initial:  # output j sums inputs i < j: drop output 0's gradient
+            gy = get_item(gy, (slice(None),) * axis + (slice(1, None), ...))
+        # input i feeds every output from i on: a reversed cumulative sum
+        return flip(cumulative_sum(flip(gy, axis), axis), axis)
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
@@ -50,3 +212,40 @@ def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Arithmetic mean over ``axis``."""
     return Mean(axis, keepdims)(x)
+
+
+def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    """Maximum over ``axis``. Elements tied for the maximum share its gradient equally."""
+    return Max(axis, keepdims)(x)
+
+
+def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
+    """Minimum over ``axis``. Elements tied for the minimum share its gradient equally."""
+    return Min(axis, keepdims)(x)
+
+
+def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """Product over ``axis``; the gradient is exact with zeros in the input (the product of
+    the other elements), and so is the second derivative with at most one zero per slice."""
+    return Prod(axis, keepdims)(x)
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
+    """log(sum(exp(x))) over ``axis``, shifted by the maximum: finite for any finite x."""
+    return LogSumExp(axis, keepdims)(x)
+
+
+def var(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0) -> Variable:
+    """Variance over ``axis``, dividing by N - ``correction`` (1 for the unbiased estimate)."""
+    return Var(axis, keepdims, correction)(x)
+
+
+def std(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0) -> Variable:
+    """Standard deviation over ``axis``, dividing by N - ``correction``."""
+    return Std(axis, keepdims, correction)(x)
+
+
+def cumulative_sum(x: Any, axis: int | None = None, include_initial: bool = False) -> Variable:
+    """Running sum along ``axis`` (may be omitted for 1-D input); with ``include_initial`` the
+    result starts with 0 (one element longer)."""
+    return CumulativeSum(axis, include_initial)(x)

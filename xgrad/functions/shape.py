@@ -1,11 +1,17 @@
-"""Shape functions: reshape, transpose, broadcasting, indexing, and moving between backends."""
+"""Shape functions: reshape, transpose, broadcasting, joining and splitting, indexing, and moving
+between backends."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import gather, xp_of
+from xgrad.functions._util import gather, normalize_axis, xp_of
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Variable) else x
 
 
 def _sum_to_array(x: Any, shape: tuple) -> Any:
@@ -25,6 +31,13 @@ def _sum_to_array(x: Any, shape: tuple) -> Any:
     return xp.reshape(y, shape) if lead else y
 
 
+def _zeros_like_shape(x: Variable, shape: tuple) -> Variable:
+    """A constant Variable of zeros with ``x``'s dtype and device."""
+    d = x.data
+    return Variable._wrap(xp_of(d).zeros(shape, dtype=d.dtype, device=d.device), False)
+
+
+# --- reshaping and permuting --------------------------------------------------------------
 class Reshape(Function):
     def __init__(self, shape: tuple) -> None:
         self.shape = shape
@@ -41,8 +54,15 @@ class Transpose(Function):
         self.axes = axes
 
     def forward(self, x: Any) -> Any:
-        axes = self.axes if self.axes is not None else tuple(range(x.ndim))[::-1]
-        self.axes = tuple(a % x.ndim for a in axes)
+        n = x.ndim
+        if self.axes is None:
+            self.axes = tuple(range(n))[::-1]
+        else:
+            axes = tuple(a + n if isinstance(a, int) and -n <= a < 0 else a for a in self.axes)
+            if sorted(axes) != list(range(n)):
+                raise ValueError(f"permute_dims: axes {self.axes} are not a permutation of the "
+                                 f"{n} dimensions of shape {tuple(x.shape)}")
+            self.axes = axes
         return xp_of(x).permute_dims(x, self.axes)
 
     def backward(self, gy: Variable) -> Variable:
@@ -61,6 +81,19 @@ class MatrixTranspose(Function):
         return matrix_transpose(gy)
 
 
+class Flip(Function):
+    def __init__(self, axis: Any) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        self.axes = normalize_axis(self.axis, x.ndim, "flip")
+        return xp_of(x).flip(x, axis=self.axes)
+
+    def backward(self, gy: Variable) -> Variable:
+        return flip(gy, self.axes)
+
+
+# --- broadcasting -------------------------------------------------------------------------
 class BroadcastTo(Function):
     def __init__(self, shape: tuple) -> None:
         self.shape = tuple(shape)
@@ -83,6 +116,84 @@ class SumTo(Function):
         return broadcast_to(gy, self.inputs[0].shape)
 
 
+# --- joining and splitting ----------------------------------------------------------------
+def _fill(gys: tuple, like: Variable, shapes: list) -> list:
+    """Output gradients with None (an output that got no gradient) replaced by zeros."""
+    return [g if g is not None else _zeros_like_shape(like, s) for g, s in zip(gys, shapes)]
+
+
+class Concat(Function):
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs: Any) -> Any:
+        shapes = [tuple(x.shape) for x in xs]
+        x0 = shapes[0]
+        axis = normalize_axis(self.axis, len(x0), "concat")[0]
+        for s in shapes[1:]:
+            if len(s) != len(x0) or s[:axis] + s[axis + 1:] != x0[:axis] + x0[axis + 1:]:
+                raise ValueError(f"concat: shapes {', '.join(map(str, shapes))} must agree "
+                                 f"except along axis {self.axis}")
+        self.axis = axis
+        return xp_of(xs[0]).concat(list(xs), axis=axis)
+
+    def backward(self, gy: Variable) -> tuple:
+        offsets, total = [], 0
+        for x in self.inputs[:-1]:
+            total += x.shape[self.axis]
+            offsets.append(total)
+        parts = split(gy, offsets, self.axis)
+        return tuple(p if x.requires_grad else None for p, x in zip(parts, self.inputs))
+
+
+class Split(Function):
+    def __init__(self, points: list, axis: int) -> None:
+        self.points, self.axis = points, axis
+
+    def forward(self, x: Any) -> tuple:
+        axis = self.axis
+        bounds = [0, *self.points, x.shape[axis]]
+        head = (slice(None),) * axis
+        ys = tuple(x[head + (slice(a, b), ...)] for a, b in zip(bounds[:-1], bounds[1:]))
+        self.shapes = [tuple(y.shape) for y in ys]
+        return ys
+
+    def backward(self, *gys: Variable) -> Variable:
+        return concat(_fill(gys, self.inputs[0], self.shapes), self.axis)
+
+
+class Stack(Function):
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *xs: Any) -> Any:
+        shapes = [tuple(x.shape) for x in xs]
+        if any(s != shapes[0] for s in shapes):
+            raise ValueError(f"stack: shapes {', '.join(map(str, shapes))} must be equal")
+        self.axis = normalize_axis(self.axis, len(shapes[0]) + 1, "stack")[0]
+        return xp_of(xs[0]).stack(list(xs), axis=self.axis)
+
+    def backward(self, gy: Variable) -> tuple:
+        parts = unstack(gy, self.axis)
+        return tuple(p if x.requires_grad else None for p, x in zip(parts, self.inputs))
+
+
+class Unstack(Function):
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> tuple:
+        self.axis = axis = normalize_axis(self.axis, x.ndim, "unstack")[0]
+        head = (slice(None),) * axis
+        ys = tuple(x[head + (i, ...)] for i in range(x.shape[axis]))
+        self.shape = tuple(x.shape[:axis]) + tuple(x.shape[axis + 1:])
+        return ys
+
+    def backward(self, *gys: Variable) -> Variable:
+        return stack(_fill(gys, self.inputs[0], [self.shape] * len(gys)), self.axis)
+
+
+# --- indexing -----------------------------------------------------------------------------
 def _index_part(k: Any, x: Any) -> Any:
     if isinstance(k, Variable):
         return k.data
@@ -91,20 +202,47 @@ def _index_part(k: Any, x: Any) -> Any:
     return k
 
 
+def _is_mask(k: Any) -> bool:
+    return is_array(k) and "bool" in str(k.dtype)
+
+
 def _index_key(key: Any, x: Any) -> tuple:
     """Make an indexing key usable on every backend: Variables and lists become arrays on the
     data's namespace and device, and a key shorter than ``x.ndim`` gets the trailing ``...``
-    that the standard asks for."""
+    that the standard asks for (except a boolean mask, which must be the sole index)."""
     parts = tuple(_index_part(k, x) for k in (key if isinstance(key, tuple) else (key,)))
+    if len(parts) == 1 and _is_mask(parts[0]):
+        return parts
     if not any(k is Ellipsis for k in parts):
         used = 0
         for k in parts:
             if k is None:
                 continue
-            used += k.ndim if is_array(k) and "bool" in str(k.dtype) else 1
+            used += k.ndim if _is_mask(k) else 1
         if used < x.ndim:
             parts = parts + (Ellipsis,)
     return parts
+
+
+def _is_basic(key: tuple) -> bool:
+    """True for a key of ints, slices and ``...``: ``out[key] = v`` then writes each element at
+    most once, on every backend."""
+    return all(isinstance(k, (int, slice)) or k is Ellipsis for k in key)
+
+
+def _unmask(gy: Any, mask: Any, shape: tuple) -> Any:
+    """The inverse of ``x[mask]``: zeros of ``shape`` with the rows of ``gy`` where ``mask`` is
+    true. Written with take/where (array_api_strict cannot assign through a mask off its CPU
+    device): row i of the result reads row (number of trues before i) of ``gy``."""
+    xp = xp_of(gy)
+    m = xp.reshape(mask, (-1,))
+    rest = tuple(shape[mask.ndim:])
+    out_rows = xp.zeros((m.shape[0],) + rest, dtype=gy.dtype, device=gy.device)
+    if gy.shape[0]:
+        pos = xp.cumulative_sum(xp.astype(m, xp.int64)) - 1
+        rows = xp.take(gy, xp.clip(pos, 0, None), axis=0)
+        out_rows = xp.where(xp.reshape(m, (-1,) + (1,) * len(rest)), rows, out_rows)
+    return xp.reshape(out_rows, shape)
 
 
 class GetItem(Function):
@@ -120,12 +258,20 @@ class GetItem(Function):
 
 
 class GetItemGrad(Function):
-    """Scatter-add of the gradient into zeros of the input's shape (repeated indices add up)."""
+    """The gradient scattered into zeros of the input's shape: a plain assignment for basic
+    keys, a gather for a mask, else a scatter-add (repeated indices add up)."""
 
     def __init__(self, key: Any, shape: tuple) -> None:
         self.key, self.shape = key, shape
 
     def forward(self, gy: Any) -> Any:
+        key = self.key
+        if len(key) == 1 and _is_mask(key[0]):
+            return _unmask(gy, key[0], self.shape)
+        if _is_basic(key):
+            out = xp_of(gy).zeros(self.shape, dtype=gy.dtype, device=gy.device)
+            out[key] = gy
+            return out
         from xgrad.backends import backend_of
 
         return backend_of(gy).scatter_add(self.shape, self.key, gy)
@@ -134,6 +280,7 @@ class GetItemGrad(Function):
         return get_item(ggx, self.key)
 
 
+# --- moving data --------------------------------------------------------------------------
 class To(Function):
     """Move data to another backend/device; the gradient moves back."""
 
@@ -166,6 +313,7 @@ class To(Function):
         return y
 
 
+# --- public functions ---------------------------------------------------------------------
 def reshape(x: Any, shape: tuple) -> Variable:
     """``x`` with a new shape (one entry may be -1)."""
     if isinstance(x, Variable) and tuple(x.shape) == tuple(shape):
@@ -188,6 +336,35 @@ def matrix_transpose(x: Any) -> Variable:
     return MatrixTranspose()(x)
 
 
+def expand_dims(x: Any, axis: int | tuple = 0) -> Variable:
+    """Insert size-1 dimensions at ``axis`` (an int or a tuple, positions in the result)."""
+    shape = tuple(_data(x).shape)
+    axes = normalize_axis(axis, len(shape) + (1 if isinstance(axis, int) else len(axis)),
+                          "expand_dims")
+    rest = iter(shape)
+    return reshape(x, tuple(1 if i in axes else next(rest)
+                            for i in range(len(shape) + len(axes))))
+
+
+def squeeze(x: Any, axis: int | tuple | None = None) -> Variable:
+    """Remove size-1 dimensions: those in ``axis``, or all of them when ``axis`` is None."""
+    shape = tuple(_data(x).shape)
+    if axis is None:
+        axes = tuple(i for i, s in enumerate(shape) if s == 1)
+    else:
+        axes = normalize_axis(axis, len(shape), "squeeze")
+        bad = [a for a in axes if shape[a] != 1]
+        if bad:
+            raise ValueError(f"squeeze: cannot remove axis {bad[0]} of size {shape[bad[0]]} "
+                             f"from shape {shape}")
+    return reshape(x, tuple(s for i, s in enumerate(shape) if i not in axes))
+
+
+def flip(x: Any, axis: int | tuple | None = None) -> Variable:
+    """Reverse the order of elements along ``axis`` (None: every axis)."""
+    return Flip(axis)(x)
+
+
 def broadcast_to(x: Any, shape: tuple) -> Variable:
     """``x`` broadcast to ``shape``; the gradient is summed back."""
     if isinstance(x, Variable) and tuple(x.shape) == tuple(shape):
@@ -202,10 +379,71 @@ def sum_to(x: Any, shape: tuple) -> Variable:
     return SumTo(shape)(x)
 
 
+def concat(xs: Sequence, axis: int | None = 0) -> Variable:
+    """Join a sequence of Variables/arrays along an existing ``axis`` (None: flatten first)."""
+    xs = list(xs)
+    if not xs:
+        raise ValueError("concat: needs at least one array")
+    if axis is None:
+        xs, axis = [reshape(x, (-1,)) for x in xs], 0
+    return Concat(axis)(*xs)
+
+
+def stack(xs: Sequence, axis: int = 0) -> Variable:
+    """Join a sequence of equally shaped Variables/arrays along a new ``axis``."""
+    xs = list(xs)
+    if not xs:
+        raise ValueError("stack: needs at least one array")
+    return Stack(axis)(*xs)
+
+
+def unstack(x: Any, axis: int = 0) -> tuple:
+    """The slices of ``x`` along ``axis``, as a tuple of Variables (the inverse of stack)."""
+    ys = Unstack(axis)(x)
+    return tuple(ys) if isinstance(ys, list) else (ys,)
+
+
+def split(x: Any, indices_or_sections: int | Sequence, axis: int = 0) -> tuple:
+    """Split ``x`` along ``axis`` into a tuple of Variables: ``n`` equal parts for an int, or
+    at the given increasing split points (as ``numpy.split``)."""
+    shape = tuple(_data(x).shape)
+    axis = normalize_axis(axis, len(shape), "split")[0]
+    n = shape[axis]
+    if isinstance(indices_or_sections, int):
+        k = indices_or_sections
+        if k <= 0 or n % k:
+            raise ValueError(f"split: axis {axis} of shape {shape} does not divide into {k} "
+                             f"equal parts")
+        points = [n // k * i for i in range(1, k)]
+    else:
+        points = [int(p) for p in indices_or_sections]
+        if any(not 0 <= p <= n for p in points) or points != sorted(points):
+            raise ValueError(f"split: split points {points} must increase within [0, {n}] "
+                             f"(axis {axis} of shape {shape})")
+    ys = Split(points, axis)(x)
+    return tuple(ys) if isinstance(ys, list) else (ys,)
+
+
 def get_item(x: Any, key: Any) -> Variable:
     """``x[key]``: slices, integer arrays (repeated indices add up in backward), masks."""
-    data = x.data if isinstance(x, Variable) else x
-    return GetItem(_index_key(key, data))(x)
+    return GetItem(_index_key(key, _data(x)))(x)
+
+
+def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
+    """Elements of ``x`` at integer ``indices`` along ``axis`` (may be omitted for 1-D ``x``);
+    ``indices`` of any shape replace that axis. Repeated indices add up in backward."""
+    data = _data(x)
+    if axis is None:
+        if data.ndim != 1:
+            raise ValueError(f"take: axis is required for an input of shape "
+                             f"{tuple(data.shape)}")
+        axis = 0
+    axis = normalize_axis(axis, data.ndim, "take")[0]
+    idx = _index_part(indices, data)
+    if not is_array(idx) or not get_namespace(idx).isdtype(idx.dtype, "integral"):
+        raise TypeError(f"take: indices must be an integer array, got "
+                        f"{getattr(idx, 'dtype', type(idx).__name__)}")
+    return GetItem((slice(None),) * axis + (idx, Ellipsis))(x)
 
 
 def to(x: Any, target: Any) -> Variable:

@@ -109,6 +109,11 @@ def _host_random(rng: np.random.Generator, like: Any) -> Any:
     return get_namespace(out).astype(out, like.dtype) if out.dtype != like.dtype else out
 
 
+def _arr(value: Any, like: Any) -> Any:
+    """``value`` as an array like ``like`` (NumPy turns 0-d arithmetic into scalars)."""
+    return value if type(value) is type(like) else get_namespace(like).asarray(value)
+
+
 def _scalar(v: Variable) -> float:
     return float(to_host(v).reshape(()))
 
@@ -170,8 +175,8 @@ def gradcheck(f: Callable, *inputs: Any, eps: float | None = None, rtol: float |
     ok, report = True, ""
     for _ in range(n_directions):
         dirs = {i: _host_random(rng, datas[i]) for i in wrt}
-        plus = [d + eps * dirs[i] if i in dirs else d for i, d in enumerate(datas)]
-        minus = [d - eps * dirs[i] if i in dirs else d for i, d in enumerate(datas)]
+        plus = [_arr(d + eps * dirs[i], d) if i in dirs else d for i, d in enumerate(datas)]
+        minus = [_arr(d - eps * dirs[i], d) if i in dirs else d for i, d in enumerate(datas)]
         numeric = (L_at(plus) - L_at(minus)) / (2 * eps)
         analytic = sum(float(np.sum(to_host(g) * to_host(dirs[i]))) for g, i in zip(grads, wrt))
         if not abs(numeric - analytic) <= atol + rtol * max(abs(numeric), abs(analytic)):
@@ -201,8 +206,9 @@ def _worst_element(datas: list, wrt: list, grads: list, L_at: Callable, eps: flo
             e = np.zeros_like(host)
             e[idx] = eps
             de = b.from_host(e, device=x.device)
-            num = (L_at([d + de if j == i else d for j, d in enumerate(datas)])
-                   - L_at([d - de if j == i else d for j, d in enumerate(datas)])) / (2 * eps)
+            num = (L_at([_arr(d + de, d) if j == i else d for j, d in enumerate(datas)])
+                   - L_at([_arr(d - de, d) if j == i else d for j, d in enumerate(datas)])) \
+                / (2 * eps)
             err = abs(num - float(gh[idx]))
             if err > worst[0]:
                 worst = (err, i, idx, float(gh[idx]), num)

@@ -1,0 +1,391 @@
+"""Convolution and pooling on NCHW images, with im2col/col2im written in the array API standard.
+
+The portable kernels gather the kernel offsets with strided slices stacked into one array (a
+Python loop over the ``kh * kw`` offsets, never over output pixels), then do one batched matrix
+product. Padding and col2im write into a zeros array through slices (``x[key] = v``), which the
+standard supports. Every Function's backward is built from the others (conv2d <-> deconv2d,
+im2col <-> col2im), so convolutions are differentiable any number of times.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from xgrad.core import Function, Variable
+from xgrad.functions._util import require_float, xp_of
+from xgrad.functions.reduce import mean, sum
+
+__all__ = [
+    "average_pooling", "col2im", "conv2d", "deconv2d", "get_conv_outsize", "get_deconv_outsize",
+    "im2col", "max_pooling",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Sizes and arguments
+# ---------------------------------------------------------------------------------------------
+def get_conv_outsize(size: int, k: int, s: int, p: int) -> int:
+    """Output length of a convolution along one axis: ``(size + 2p - k) // s + 1``."""
+    return (size + 2 * p - k) // s + 1
+
+
+def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
+    """Output length of a transposed convolution along one axis: ``s (size - 1) + k - 2p``."""
+    return s * (size - 1) + k - 2 * p
+
+
+def _pair(v: Any, what: str, fname: str, minimum: int) -> tuple[int, int]:
+    pair = (v, v) if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else (v,)
+    if len(pair) != 2 or not all(isinstance(a, int) and not isinstance(a, bool) for a in pair):
+        raise TypeError(f"{fname}: {what} must be an int or a pair of ints, got {v!r}")
+    if any(a < minimum for a in pair):
+        raise ValueError(f"{fname}: {what} must be >= {minimum}, got {v!r}")
+    return pair
+
+
+def _check_image(fname: str, x: Any, what: str = "input") -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{fname}: {what} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    require_float(fname, x)
+
+
+def _outsize(fname: str, shape: tuple, k: tuple, s: tuple, p: tuple) -> tuple[int, int]:
+    oh = get_conv_outsize(shape[2], k[0], s[0], p[0])
+    ow = get_conv_outsize(shape[3], k[1], s[1], p[1])
+    if oh <= 0 or ow <= 0:
+        raise ValueError(f"{fname}: kernel {k} with stride {s} and pad {p} does not fit an input "
+                         f"of shape {tuple(shape)} (output would be {oh}x{ow})")
+    return oh, ow
+
+
+# ---------------------------------------------------------------------------------------------
+# Array kernels (raw arrays in and out)
+# ---------------------------------------------------------------------------------------------
+def _pad(x: Any, ph: int, pw: int, value: float = 0.0) -> Any:
+    """``x`` with ``ph`` rows and ``pw`` columns of ``value`` on each side (the standard has no
+    pad: write ``x`` into a filled array)."""
+    if not ph and not pw:
+        return x
+    xp = xp_of(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=x.device)
+    out[:, :, ph:ph + h, pw:pw + w] = x
+    return out
+
+
+def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
+                  fname: str = "im2col") -> Any:
+    """Patches of ``x`` (N, C, H, W) as (N, C, KH, KW, OH, OW); padding filled with ``value``."""
+    xp = xp_of(x)
+    n, c = x.shape[:2]
+    oh, ow = _outsize(fname, x.shape, k, s, p)
+    xpad = _pad(x, p[0], p[1], value)
+    (kh, kw), (sy, sx) = k, s
+    hspan, wspan = sy * (oh - 1) + 1, sx * (ow - 1) + 1
+    patches = [xpad[:, :, i:i + hspan:sy, j:j + wspan:sx] for i in range(kh) for j in range(kw)]
+    col = xp.stack(patches, axis=2)
+    return xp.reshape(col, (n, c, kh, kw, oh, ow))
+
+
+def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
+    """Sum patches ``col`` (N, C, KH, KW, OH, OW) back into an (N, C, h, w) image (overlaps
+    add up): the adjoint of ``_im2col_array``."""
+    xp = xp_of(col)
+    n, c, kh, kw, oh, ow = col.shape
+    (sy, sx), (ph, pw) = s, p
+    hp, wp = max(h + 2 * ph, sy * (oh - 1) + kh), max(w + 2 * pw, sx * (ow - 1) + kw)
+    img = xp.zeros((n, c, hp, wp), dtype=col.dtype, device=col.device)
+    hspan, wspan = sy * (oh - 1) + 1, sx * (ow - 1) + 1
+    for i in range(kh):
+        for j in range(kw):
+            key = (slice(None), slice(None), slice(i, i + hspan, sy), slice(j, j + wspan, sx))
+            img[key] += col[:, :, i, j, :, :]
+    return img[:, :, ph:ph + h, pw:pw + w]
+
+
+# ---------------------------------------------------------------------------------------------
+# im2col / col2im
+# ---------------------------------------------------------------------------------------------
+class Im2col(Function):
+    """Image to patches; backward: col2im."""
+
+    def __init__(self, k: tuple, s: tuple, p: tuple, to_matrix: bool) -> None:
+        self.k, self.s, self.p, self.to_matrix = k, s, p, to_matrix
+
+    def forward(self, x: Any) -> Any:
+        _check_image("im2col", x)
+        col = _im2col_array(x, self.k, self.s, self.p)
+        if self.to_matrix:
+            xp = xp_of(x)
+            n, c, kh, kw, oh, ow = col.shape
+            col = xp.reshape(xp.permute_dims(col, (0, 4, 5, 1, 2, 3)), (n * oh * ow, c * kh * kw))
+        return col
+
+    def backward(self, gy: Variable) -> Variable:
+        return col2im(gy, self.inputs[0].shape, self.k, self.s, self.p, self.to_matrix)
+
+
+class Col2im(Function):
+    """Patches summed back into an image; backward: im2col."""
+
+    def __init__(self, shape: tuple, k: tuple, s: tuple, p: tuple, to_matrix: bool) -> None:
+        self.shape, self.k, self.s, self.p, self.to_matrix = tuple(shape), k, s, p, to_matrix
+
+    def forward(self, col: Any) -> Any:
+        xp = xp_of(col)
+        n, c, h, w = self.shape
+        (kh, kw), oh_ow = self.k, _outsize("col2im", self.shape, self.k, self.s, self.p)
+        full = (n, c, kh, kw) + oh_ow
+        expect = (n * oh_ow[0] * oh_ow[1], c * kh * kw) if self.to_matrix else full
+        if tuple(col.shape) != expect:
+            raise ValueError(f"col2im: expected columns of shape {expect} for an image of shape "
+                             f"{self.shape}, got {tuple(col.shape)}")
+        if self.to_matrix:
+            col = xp.reshape(col, (n,) + oh_ow + (c, kh, kw))
+            col = xp.permute_dims(col, (0, 3, 4, 5, 1, 2))
+        return _col2im_array(col, h, w, self.s, self.p)
+
+    def backward(self, gx: Variable) -> Variable:
+        return im2col(gx, self.k, self.s, self.p, self.to_matrix)
+
+
+def im2col(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0,
+           to_matrix: bool = True) -> Variable:
+    """Image patches of ``x`` (N, C, H, W): (N*OH*OW, C*KH*KW) if ``to_matrix``, else
+    (N, C, KH, KW, OH, OW)."""
+    k = _pair(kernel_size, "kernel_size", "im2col", 1)
+    return Im2col(k, _pair(stride, "stride", "im2col", 1), _pair(pad, "pad", "im2col", 0),
+                  to_matrix)(x)
+
+
+def col2im(col: Any, input_shape: tuple, kernel_size: Any, stride: Any = 1, pad: Any = 0,
+           to_matrix: bool = True) -> Variable:
+    """The adjoint of :func:`im2col`: patches summed back into an image of ``input_shape``."""
+    k = _pair(kernel_size, "kernel_size", "col2im", 1)
+    return Col2im(tuple(input_shape), k, _pair(stride, "stride", "col2im", 1),
+                  _pair(pad, "pad", "col2im", 0), to_matrix)(col)
+
+
+# ---------------------------------------------------------------------------------------------
+# Convolution
+# ---------------------------------------------------------------------------------------------
+def _bias_check(fname: str, b: tuple, channels: int) -> None:
+    if b and tuple(b[0].shape) != (channels,):
+        raise ValueError(f"{fname}: bias must have shape ({channels},), got {tuple(b[0].shape)}")
+
+
+class Conv2d(Function):
+    """Convolution as im2col + one batched matrix product; backward: deconv2d and Conv2dGradW."""
+
+    def __init__(self, s: tuple, p: tuple) -> None:
+        self.s, self.p = s, p
+
+    def forward(self, x: Any, W: Any, *b: Any) -> Any:
+        _check_image("conv2d", x)
+        _check_image("conv2d", W, "W")
+        if x.shape[1] != W.shape[1]:
+            raise ValueError(f"conv2d: input has {x.shape[1]} channels but W expects "
+                             f"{W.shape[1]}: x shape {tuple(x.shape)}, W shape {tuple(W.shape)} "
+                             f"(W is (out_channels, in_channels, KH, KW))")
+        _bias_check("conv2d", b, W.shape[0])
+        xp = xp_of(x)
+        oc, c, kh, kw = W.shape
+        n = x.shape[0]
+        col = _im2col_array(x, (kh, kw), self.s, self.p, fname="conv2d")
+        oh, ow = col.shape[4:]
+        col = xp.reshape(col, (n, c * kh * kw, oh * ow))
+        y = xp.matmul(xp.reshape(W, (oc, c * kh * kw)), col)  # (N, OC, OH*OW): NCHW, no transpose
+        if b:
+            y = y + xp.reshape(b[0], (1, oc, 1))
+        self._col = col  # reused by the weight gradient, released once it ran
+        return xp.reshape(y, (n, oc, oh, ow))
+
+    def backward(self, gy: Variable) -> tuple:
+        x, W = self.inputs[:2]
+        gx = deconv2d(gy, W, stride=self.s, pad=self.p, outsize=x.shape[2:]) \
+            if x.requires_grad else None
+        gW = Conv2dGradW(W.shape[2:], self.s, self.p, self._col)(x, gy) \
+            if W.requires_grad else None
+        self._col = None
+        if len(self.inputs) == 2:
+            return gx, gW
+        gb = sum(gy, axis=(0, 2, 3)) if self.inputs[2].requires_grad else None
+        return gx, gW, gb
+
+
+class Deconv2d(Function):
+    """Transposed convolution: matrix product, then col2im; backward: conv2d and Conv2dGradW."""
+
+    def __init__(self, s: tuple, p: tuple, outsize: tuple | None) -> None:
+        self.s, self.p, self.outsize = s, p, outsize
+
+    def forward(self, x: Any, W: Any, *b: Any) -> Any:
+        _check_image("deconv2d", x)
+        _check_image("deconv2d", W, "W")
+        if x.shape[1] != W.shape[0]:
+            raise ValueError(f"deconv2d: input has {x.shape[1]} channels but W expects "
+                             f"{W.shape[0]}: x shape {tuple(x.shape)}, W shape {tuple(W.shape)} "
+                             f"(W is (in_channels, out_channels, KH, KW))")
+        xp = xp_of(x)
+        cin, cout, kh, kw = W.shape
+        n, _, h, w = x.shape
+        (sy, sx), (ph, pw) = self.s, self.p
+        oh, ow = self.outsize or (get_deconv_outsize(h, kh, sy, ph),
+                                  get_deconv_outsize(w, kw, sx, pw))
+        if (get_conv_outsize(oh, kh, sy, ph), get_conv_outsize(ow, kw, sx, pw)) != (h, w):
+            raise ValueError(f"deconv2d: output size {(oh, ow)} does not match input shape "
+                             f"{tuple(x.shape)} with kernel {(kh, kw)}, stride {self.s}, pad "
+                             f"{self.p}")
+        _bias_check("deconv2d", b, cout)
+        W2 = xp.matrix_transpose(xp.reshape(W, (cin, cout * kh * kw)))
+        col = xp.matmul(W2, xp.reshape(x, (n, cin, h * w)))
+        y = _col2im_array(xp.reshape(col, (n, cout, kh, kw, h, w)), oh, ow, self.s, self.p)
+        if b:
+            y = y + xp.reshape(b[0], (1, cout, 1, 1))
+        return y
+
+    def backward(self, gy: Variable) -> tuple:
+        x, W = self.inputs[:2]
+        gx = conv2d(gy, W, stride=self.s, pad=self.p) if x.requires_grad else None
+        gW = Conv2dGradW(W.shape[2:], self.s, self.p)(gy, x) if W.requires_grad else None
+        if len(self.inputs) == 2:
+            return gx, gW
+        gb = sum(gy, axis=(0, 2, 3)) if self.inputs[2].requires_grad else None
+        return gx, gW, gb
+
+
+class Conv2dGradW(Function):
+    """The weight gradient of conv2d: correlate image ``x`` with output gradient ``gy``."""
+
+    def __init__(self, k: tuple, s: tuple, p: tuple, col: Any = None) -> None:
+        self.k, self.s, self.p, self.col = tuple(k), s, p, col
+
+    def forward(self, x: Any, gy: Any) -> Any:
+        xp = xp_of(x)
+        n, c = x.shape[:2]
+        oc = gy.shape[1]
+        kh, kw = self.k
+        col = self.col
+        if col is None:
+            col = xp.reshape(_im2col_array(x, self.k, self.s, self.p), (n, c * kh * kw, -1))
+        self.col = None
+        g = xp.reshape(gy, (n, oc, -1))
+        # one matrix product per image against the transposed view, then a small sum over N
+        gW = xp.sum(xp.matmul(g, xp.matrix_transpose(col)), axis=0)
+        return xp.reshape(gW, (oc, c, kh, kw))
+
+    def backward(self, ggW: Variable) -> tuple:
+        x, gy = self.inputs
+        gx = deconv2d(gy, ggW, stride=self.s, pad=self.p, outsize=x.shape[2:]) \
+            if x.requires_grad else None
+        ggy = conv2d(x, ggW, stride=self.s, pad=self.p) if gy.requires_grad else None
+        return gx, ggy
+
+
+def conv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0) -> Variable:
+    """2-D convolution (cross-correlation) of ``x`` (N, C, H, W) with filters ``W``
+    (OC, C, KH, KW) and optional bias ``b`` (OC,)."""
+    s, p = _pair(stride, "stride", "conv2d", 1), _pair(pad, "pad", "conv2d", 0)
+    args = (x, W) if b is None else (x, W, b)
+    return Conv2d(s, p)(*args)
+
+
+def deconv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0,
+             outsize: Any = None) -> Variable:
+    """Transposed 2-D convolution of ``x`` (N, C, H, W) with ``W`` (C, OC, KH, KW): the
+    gradient of conv2d with respect to its input; ``outsize`` (OH, OW) picks among the sizes
+    that a strided convolution maps to the same input size."""
+    s, p = _pair(stride, "stride", "deconv2d", 1), _pair(pad, "pad", "deconv2d", 0)
+    out = None if outsize is None else _pair(outsize, "outsize", "deconv2d", 1)
+    args = (x, W) if b is None else (x, W, b)
+    return Deconv2d(s, p, out)(*args)
+
+
+# ---------------------------------------------------------------------------------------------
+# Pooling
+# ---------------------------------------------------------------------------------------------
+class MaxPooling(Function):
+    """Window maxima; remembers the argmax of each window for the backward."""
+
+    def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
+        self.k, self.s, self.p = k, s, p
+
+    def forward(self, x: Any) -> Any:
+        _check_image("max_pooling", x)
+        xp = xp_of(x)
+        col = _im2col_array(x, self.k, self.s, self.p, -math.inf, "max_pooling")
+        n, c, kh, kw, oh, ow = col.shape
+        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
+        self.indexes = xp.argmax(col, axis=2)  # ties: the first maximum takes the gradient
+        self._onehot = None
+        return xp.max(col, axis=2)
+
+    def onehot(self, like: Any) -> Any:
+        """(N, C, KH*KW, OH, OW) mask of the argmax positions, in ``like``'s dtype."""
+        if self._onehot is None:
+            xp = xp_of(like)
+            kk = self.k[0] * self.k[1]
+            pos = xp.reshape(xp.arange(kk, dtype=self.indexes.dtype, device=like.device),
+                             (kk, 1, 1))
+            self._onehot = xp.astype(xp.expand_dims(self.indexes, axis=2) == pos, like.dtype)
+        return self._onehot
+
+    def backward(self, gy: Variable) -> Variable:
+        return MaxPoolingGrad(self)(gy)
+
+
+class MaxPoolingGrad(Function):
+    """Route each output gradient to the input element that was the window's maximum."""
+
+    def __init__(self, pool: MaxPooling) -> None:
+        self.pool = pool
+
+    def forward(self, gy: Any) -> Any:
+        xp = xp_of(gy)
+        pool = self.pool
+        n, c, oh, ow = gy.shape
+        gcol = pool.onehot(gy) * xp.expand_dims(gy, axis=2)
+        gcol = xp.reshape(gcol, (n, c) + pool.k + (oh, ow))
+        h, w = pool.inputs[0].shape[2:]
+        return _col2im_array(gcol, h, w, pool.s, pool.p)
+
+    def backward(self, ggx: Variable) -> Variable:
+        return MaxPoolingWithIndexes(self.pool)(ggx)
+
+
+class MaxPoolingWithIndexes(Function):
+    """Pick, in each window of ``x``, the element at the argmax found by a MaxPooling."""
+
+    def __init__(self, pool: MaxPooling) -> None:
+        self.pool = pool
+
+    def forward(self, x: Any) -> Any:
+        xp = xp_of(x)
+        pool = self.pool
+        col = _im2col_array(x, pool.k, pool.s, pool.p)
+        n, c, kh, kw, oh, ow = col.shape
+        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
+        return xp.sum(col * pool.onehot(x), axis=2)
+
+    def backward(self, gy: Variable) -> Variable:
+        return MaxPoolingGrad(self.pool)(gy)
+
+
+def max_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
+    """Max over each ``kernel_size`` window of ``x`` (N, C, H, W); padding never wins. On ties
+    the first maximum in the window gets the whole gradient."""
+    k = _pair(kernel_size, "kernel_size", "max_pooling", 1)
+    s, p = _pair(stride, "stride", "max_pooling", 1), _pair(pad, "pad", "max_pooling", 0)
+    if p[0] >= k[0] or p[1] >= k[1]:
+        raise ValueError(f"max_pooling: pad {p} must be smaller than kernel_size {k}")
+    return MaxPooling(k, s, p)(x)
+
+
+def average_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
+    """Mean over each ``kernel_size`` window of ``x`` (N, C, H, W); zero padding counts in the
+    mean (Chainer's convention)."""
+    k = _pair(kernel_size, "kernel_size", "average_pooling", 1)
+    s, p = _pair(stride, "stride", "average_pooling", 1), _pair(pad, "pad", "average_pooling", 0)
+    return mean(Im2col(k, s, p, False)(x), axis=(2, 3))
+

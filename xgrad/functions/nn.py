@@ -1,0 +1,391 @@
+"""Neural-network functions: softmax, losses, accuracy, dropout, normalization, embeddings.
+
+Forwards are fused and numerically stable (shift by the maximum; cross entropy from
+log-softmax, never the log of a softmax). Backward rules are written with Variables; where a
+fused forward saved arrays that a first-order backward can reuse, the rule rebuilds them from
+Variables only when a graph of the backward is being recorded (``create_graph=True``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xgrad.core import Config, Function, Variable, as_variable, is_array
+from xgrad.functions._util import normalize_axis, require_float, xp_of
+from xgrad.functions.math import exp, pow, sigmoid
+from xgrad.functions.reduce import mean, sum
+from xgrad.functions.shape import get_item, reshape, sum_to
+
+__all__ = [
+    "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "log_softmax",
+    "mean_squared_error", "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
+]
+
+
+def _data(x: Any) -> Any:
+    return x.data if isinstance(x, Variable) else x
+
+
+def _labels(t: Any, like: Any, fname: str) -> Any:
+    """Integer labels ``t`` (Variable, array or nested lists) as an array next to ``like``."""
+    if isinstance(t, Variable):
+        t = t.data
+    if not is_array(t):
+        from xgrad.backends import backend_of
+
+        t = backend_of(like).from_host(t, device=like.device)
+    if not xp_of(t).isdtype(t.dtype, "integral"):
+        raise TypeError(f"{fname}: targets must be integer class labels, got dtype {t.dtype}")
+    return t
+
+
+def _logsumexp(x: Any, axes: tuple) -> Any:
+    xp = xp_of(x)
+    m = xp.max(x, axis=axes, keepdims=True)
+    return m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax and log-softmax
+# ---------------------------------------------------------------------------------------------
+class Softmax(Function):
+    """Softmax along axes; backward from the output y: y * (gy - sum(y * gy))."""
+
+    def __init__(self, axis: Any) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        require_float("softmax", x)
+        xp = xp_of(x)
+        self.axes = normalize_axis(self.axis, x.ndim, "softmax")
+        y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
+        return y / xp.sum(y, axis=self.axes, keepdims=True)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]()
+        gx = y * gy
+        return gx - y * sum(gx, axis=self.axes, keepdims=True)
+
+
+class LogSoftmax(Function):
+    """x - logsumexp(x) along axes; backward: gy - softmax * sum(gy)."""
+
+    def __init__(self, axis: Any) -> None:
+        self.axis = axis
+
+    def forward(self, x: Any) -> Any:
+        require_float("log_softmax", x)
+        self.axes = normalize_axis(self.axis, x.ndim, "log_softmax")
+        return x - _logsumexp(x, self.axes)
+
+    def backward(self, gy: Variable) -> Variable:
+        y = self.outputs[0]()
+        return gy - exp(y) * sum(gy, axis=self.axes, keepdims=True)
+
+
+def softmax(x: Any, axis: Any = -1) -> Variable:
+    """exp(x) / sum(exp(x)) along ``axis``, shifted by the maximum (stable for large inputs)."""
+    return Softmax(axis)(x)
+
+
+def log_softmax(x: Any, axis: Any = -1) -> Variable:
+    """log(softmax(x)) computed as x - logsumexp(x): finite where softmax underflows."""
+    return LogSoftmax(axis)(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Losses
+# ---------------------------------------------------------------------------------------------
+def _check_targets(t: Any, valid: Any, c: int, ignore_label: int | None) -> None:
+    """Raise a clear error naming the targets outside [0, c) (a host sync, once per call)."""
+    xp = xp_of(t)
+    bad = (t < 0) | (t >= c)
+    if valid is not None:
+        bad = bad & valid
+    if bool(xp.any(bad)):
+        from xgrad.backends import backend_of
+
+        b = backend_of(t)
+        values = sorted({int(v) for v in b.to_host(t)[b.to_host(bad)]})
+        shown = ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
+        also = f" or ignore_label={ignore_label}" if ignore_label is not None else ""
+        raise ValueError(f"softmax_cross_entropy: targets must lie in [0, {c}) for {c} classes"
+                         f"{also}; got {shown}")
+
+
+class SoftmaxCrossEntropy(Function):
+    """Fused log-softmax + negative log-likelihood, mean over the counted rows."""
+
+    def __init__(self, ignore_label: int | None) -> None:
+        self.ignore_label = ignore_label
+
+    def forward(self, x: Any, t: Any) -> Any:
+        require_float("softmax_cross_entropy", x)
+        if x.ndim != 2 or t.ndim != 1 or t.shape[0] != x.shape[0]:
+            raise ValueError(f"softmax_cross_entropy: expected scores (N, C) and targets (N,), "
+                             f"got shapes {tuple(x.shape)} and {tuple(t.shape)}")
+        xp = xp_of(x)
+        n, c = x.shape
+        valid = None if self.ignore_label is None else t != self.ignore_label
+        _check_targets(t, valid, c, self.ignore_label)
+        hit = t[:, None] == xp.arange(c, dtype=t.dtype, device=x.device)
+        if valid is not None:
+            hit = hit & valid[:, None]
+            self.count = max(int(xp.sum(xp.astype(valid, xp.int32))), 1)
+            self.valid = xp.astype(valid[:, None], x.dtype)
+        else:
+            self.count, self.valid = n, None
+        self.onehot = xp.astype(hit, x.dtype)  # in x's dtype: float32 stays float32
+        m = xp.max(x, axis=1, keepdims=True)
+        e = xp.exp(x - m)
+        s = xp.sum(e, axis=1, keepdims=True)
+        self.p = e / s
+        log_p = x - (m + xp.log(s))  # x - logsumexp(x)
+        return -xp.sum(log_p * self.onehot) / self.count
+
+    def backward(self, gy: Variable) -> tuple:
+        x = self.inputs[0]
+        if not x.requires_grad:
+            return None, None
+        if not Config.enable_backprop:  # first order: arrays saved by forward, one node
+            p = self.p if self.valid is None else self.p * self.valid
+            return Variable._wrap((p - self.onehot) * (gy.data / self.count)), None
+        # recording a graph of the backward: the softmax as a function of x
+        p = softmax(x, axis=1)
+        if self.valid is not None:
+            p = p * Variable._wrap(self.valid)
+        return (p - Variable._wrap(self.onehot)) * (gy / self.count), None
+
+
+def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
+    """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
+    log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean."""
+    return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, _data(x), "softmax_cross_entropy"))
+
+
+class SigmoidCrossEntropy(Function):
+    """Binary cross entropy from logits, mean over all elements."""
+
+    def forward(self, x: Any, t: Any) -> Any:
+        require_float("sigmoid_cross_entropy", x)
+        if tuple(t.shape) != tuple(x.shape):
+            raise ValueError(f"sigmoid_cross_entropy: scores and targets must have the same "
+                             f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
+        xp = xp_of(x)
+        # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
+        loss = xp.maximum(x, xp.zeros_like(x)) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        return xp.sum(loss) / x.size
+
+    def backward(self, gy: Variable) -> tuple:
+        x, t = self.inputs
+        g = gy / x.size
+        gx = (sigmoid(x) - t) * g if x.requires_grad else None
+        gt = -(x * g) if t.requires_grad else None
+        return gx, gt
+
+
+def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
+    """Mean over all elements of the binary cross entropy of logits ``x`` against labels ``t``
+    (0/1, integer or float, same shape), computed stably from the logits."""
+    xd = _data(x)
+    if not (isinstance(t, Variable) and t.requires_grad):
+        td = _data(t)
+        if not is_array(td):
+            from xgrad.backends import backend_of
+
+            td = backend_of(xd).from_host(td, device=xd.device)
+        t = td if td.dtype == xd.dtype else xp_of(td).astype(td, xd.dtype)
+    return SigmoidCrossEntropy()(x, t)
+
+
+class MeanSquaredError(Function):
+    """mean((x0 - x1) ** 2) in one node."""
+
+    def forward(self, x0: Any, x1: Any) -> Any:
+        if tuple(x0.shape) != tuple(x1.shape):
+            raise ValueError(f"mean_squared_error: shapes {tuple(x0.shape)} and "
+                             f"{tuple(x1.shape)} differ (broadcasting here is usually a bug)")
+        require_float("mean_squared_error", x0)
+        d = x0 - x1
+        return xp_of(d).sum(d * d) / d.size
+
+    def backward(self, gy: Variable) -> tuple:
+        x0, x1 = self.inputs
+        g = (x0 - x1) * (gy * (2.0 / x0.size))
+        return (g if x0.requires_grad else None), (-g if x1.requires_grad else None)
+
+
+def mean_squared_error(x0: Any, x1: Any) -> Variable:
+    """Mean over all elements of (x0 - x1) ** 2 (shapes must match)."""
+    return MeanSquaredError()(x0, x1)
+
+
+def accuracy(y: Any, t: Any) -> Variable:
+    """Fraction of rows of scores ``y`` (N, C) whose argmax equals label ``t``; a constant
+    Variable (no gradient) in ``y``'s dtype."""
+    yd = _data(y)
+    td = _labels(t, yd, "accuracy")
+    xp = xp_of(yd)
+    pred = xp.argmax(yd, axis=1)
+    if pred.size != td.size:
+        raise ValueError(f"accuracy: {pred.size} predictions from scores {tuple(yd.shape)} but "
+                         f"{td.size} targets {tuple(td.shape)}")
+    hit = xp.reshape(pred, td.shape) == td
+    return as_variable(xp.asarray(xp.mean(xp.astype(hit, yd.dtype))))
+
+
+# ---------------------------------------------------------------------------------------------
+# Dropout
+# ---------------------------------------------------------------------------------------------
+class Dropout(Function):
+    """Multiply by a fixed, pre-scaled 0/1 mask."""
+
+    def __init__(self, mask: Any) -> None:
+        self.mask = mask  # kept elements hold 1 / (1 - ratio), dropped ones 0
+
+    def forward(self, x: Any) -> Any:
+        return x * self.mask
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy * Variable._wrap(self.mask)
+
+
+def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
+    """Zero each element with probability ``dropout_ratio`` and scale the rest by
+    1 / (1 - ratio) in training; the identity under ``xgrad.test_mode()``. The mask comes from
+    the backend's generator (``xgrad.get_rng``, reseeded by ``xgrad.manual_seed``)."""
+    if not 0.0 <= dropout_ratio < 1.0:
+        raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+    x = as_variable(x)
+    if not Config.train or dropout_ratio == 0.0:
+        return x
+    from xgrad.backends import backend_of
+    from xgrad.creation import get_rng
+
+    xd = x.data
+    require_float("dropout", xd)
+    xp = xp_of(xd)
+    u = get_rng(backend=backend_of(xd), device=xd.device).uniform(tuple(xd.shape), dtype=xd.dtype)
+    mask = xp.astype(u >= dropout_ratio, xd.dtype) * (1.0 / (1.0 - dropout_ratio))
+    return Dropout(mask)(x)
+
+
+# ---------------------------------------------------------------------------------------------
+# Normalization
+# ---------------------------------------------------------------------------------------------
+class Normalize(Function):
+    """gamma * (x - mean) / sqrt(var + eps) + beta with statistics over ``axes``; gamma and
+    beta broadcast against x. The engine of batch_norm (train) and layer_norm."""
+
+    def __init__(self, axes: tuple, eps: float) -> None:
+        self.axes, self.eps = axes, eps
+
+    def forward(self, x: Any, gamma: Any, beta: Any) -> Any:
+        xp = xp_of(x)
+        self.mean = xp.mean(x, axis=self.axes, keepdims=True)
+        xc = x - self.mean
+        self.var = xp.mean(xc * xc, axis=self.axes, keepdims=True)
+        self.inv_std = 1.0 / xp.sqrt(self.var + self.eps)
+        self.xhat = xc * self.inv_std
+        return gamma * self.xhat + beta
+
+    def backward(self, gy: Variable) -> tuple:
+        x, gamma, beta = self.inputs
+        axes = self.axes
+        if Config.enable_backprop:  # second derivatives need xhat as a function of x
+            xc = x - mean(x, axis=axes, keepdims=True)
+            inv_std = pow(mean(xc * xc, axis=axes, keepdims=True) + self.eps, -0.5)
+            xhat = xc * inv_std
+        else:
+            xhat, inv_std = Variable._wrap(self.xhat), Variable._wrap(self.inv_std)
+        gx = ggamma = gbeta = None
+        if x.requires_grad:
+            g = gy * gamma
+            # d xhat / d x removes the mean of g and its projection on xhat, scaled by 1/std
+            gx = inv_std * (g - mean(g, axis=axes, keepdims=True)
+                            - xhat * mean(g * xhat, axis=axes, keepdims=True))
+        if gamma.requires_grad:
+            ggamma = sum_to(gy * xhat, gamma.shape)
+        if beta.requires_grad:
+            gbeta = sum_to(gy, beta.shape)
+        return gx, ggamma, gbeta
+
+
+def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_var: Any = None,
+               decay: float = 0.9, eps: float = 2e-5) -> Variable:
+    """Batch normalization of ``x`` (N, C) or (N, C, H, W, ...) per channel C.
+
+    Training (``xgrad.Config.train``): normalize with the batch's mean and variance and, when
+    ``running_mean`` / ``running_var`` are given as Variables, replace their ``.data`` with
+    ``decay * old + (1 - decay) * batch statistic`` (the variance unbiased). Test mode
+    (``xgrad.test_mode()``): normalize with ``running_mean`` / ``running_var`` (Variables or
+    arrays of shape (C,)). ``gamma`` and ``beta`` have shape (C,)."""
+    x = as_variable(x)
+    xd = x.data
+    if xd.ndim < 2:
+        raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {tuple(xd.shape)}")
+    c = xd.shape[1]
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if v is not None and tuple(v.shape) != (c,):
+            raise ValueError(f"batch_norm: {name} must have shape ({c},) for x of shape "
+                             f"{tuple(xd.shape)}, got {tuple(v.shape)}")
+    pshape = (1, c) + (1,) * (xd.ndim - 2)
+    g, b = reshape(gamma, pshape), reshape(beta, pshape)
+    if not Config.train:
+        if running_mean is None or running_var is None:
+            raise ValueError("batch_norm: test mode needs running_mean and running_var")
+        xp = xp_of(xd)
+        rm = xp.reshape(_data(running_mean), pshape)
+        inv_std = 1.0 / xp.sqrt(xp.reshape(_data(running_var), pshape) + eps)
+        scale = g * inv_std
+        return x * scale + (b - scale * rm)
+    for name, v in (("running_mean", running_mean), ("running_var", running_var)):
+        if v is not None and not isinstance(v, Variable):
+            raise TypeError(f"batch_norm: {name} must be a Variable (its .data is replaced by "
+                            f"the updated statistic) or None, got {type(v).__name__}")
+    f = Normalize((0,) + tuple(range(2, xd.ndim)), eps)
+    y = f(x, g, b)
+    xp = xp_of(xd)
+    if running_mean is not None:
+        bm = xp.reshape(f.mean, (c,))
+        running_mean.data = running_mean.data * decay + bm * (1.0 - decay)
+    if running_var is not None:
+        m = xd.size // c
+        bv = xp.reshape(f.var, (c,)) * (m / max(m - 1, 1))
+        running_var.data = running_var.data * decay + bv * (1.0 - decay)
+    return y
+
+
+def layer_norm(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> Variable:
+    """Normalize ``x`` over its last axis, then scale by ``gamma`` and shift by ``beta`` (both of
+    the last axis' length)."""
+    xd = _data(x)
+    d = xd.shape[-1] if xd.ndim else None
+    for name, v in (("gamma", gamma), ("beta", beta)):
+        if d is None or tuple(v.shape) != (d,):
+            raise ValueError(f"layer_norm: {name} must have shape ({d},) for x of shape "
+                             f"{tuple(xd.shape)}, got {tuple(v.shape)}")
+    return Normalize((xd.ndim - 1,), eps)(x, gamma, beta)
+
+
+# ---------------------------------------------------------------------------------------------
+# Embeddings
+# ---------------------------------------------------------------------------------------------
+def embed_id(x: Any, W: Any) -> Variable:
+    """Rows of ``W`` (V, D) picked by integer ids ``x`` (any shape): shape x.shape + (D,). The
+    gradient scatter-adds into W, so repeated ids add up."""
+    Wd = _data(W)
+    if Wd.ndim != 2:
+        raise ValueError(f"embed_id: W must be 2-D (vocabulary, dim), got {tuple(Wd.shape)}")
+    ids = _labels(x, Wd, "embed_id")
+    xp = xp_of(ids)
+    v = Wd.shape[0]
+    if bool(xp.any((ids < 0) | (ids >= v))):
+        from xgrad.backends import backend_of
+
+        host = backend_of(ids).to_host(ids)
+        bad = sorted({int(i) for i in host[(host < 0) | (host >= v)]})[:10]
+        raise ValueError(f"embed_id: ids must lie in [0, {v}) for W of shape "
+                         f"{tuple(Wd.shape)}; got {bad}")
+    return get_item(W, (ids, ...))

@@ -1,0 +1,405 @@
+"""Optimizers (DeZero's shape): ``opt = Adam(lr=1e-3).setup(model)``, then after each
+``loss.backward()`` call ``opt.update()``.
+
+``update()`` takes the target's parameters that have a gradient, runs the hooks on them
+(``opt.add_hook(ClipGrad(1.0))``: weight decay, gradient clipping, freezing), then updates each
+one out of place on raw arrays of the parameter's own namespace (``p.data = p.data - lr * g``);
+hyperparameters are read as Python floats, so float32 parameters stay float32.
+
+Per-parameter state (momentum, moment estimates, step counts) is keyed by the Parameter object
+itself. ``model.to(...)`` keeps the Parameter objects, so the state survives a move: each state
+array is moved to its parameter's backend and device at the next update. ``state_dict()``
+gives the hyperparameters (``hyper/lr``) and the state (``fc1.W/m``, ``fc1.W/step``) as host
+NumPy arrays, keyed by parameter name when the target is a Layer (by position for a list of
+parameters); ``load_state_dict()`` checks everything before it changes anything.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from xgrad import backends
+from xgrad.backends import backend_of
+from xgrad.core import Parameter, Variable, get_namespace, is_array, is_float_dtype
+from xgrad.creation import _dtype_name
+from xgrad.io import StateError
+from xgrad.nn.layer import Layer, _place_like
+
+__all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "AdamW",
+           "WeightDecay", "ClipGrad", "FreezeParam"]
+
+
+def _fix(new: Any, like: Any) -> Any:
+    """NumPy turns 0-d results into scalars; keep them arrays of ``like``'s namespace."""
+    return new if type(new) is type(like) else get_namespace(like).asarray(new)
+
+
+def _host_scalar(value: Any) -> Any:
+    """A Python number as a 0-d host NumPy array."""
+    return backends.get("numpy").from_host(value)
+
+
+class Optimizer:
+    """Base class: subclasses list their hyperparameters in ``_hyper``, their per-parameter
+    arrays in ``_slots`` (``_counts_steps`` adds an integer ``step``) and write
+    ``update_one(param)``."""
+
+    _hyper: tuple[str, ...] = ("lr",)
+    _slots: tuple[str, ...] = ()
+    _counts_steps = False
+
+    def __init__(self) -> None:
+        self.target: Any = None
+        self.hooks: list[Callable] = []
+        self._state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._pending: dict[str, dict] = {}  # loaded state of parameters not created yet
+
+    def setup(self, target: Layer | Iterable[Parameter]) -> Optimizer:
+        """Optimize ``target``: a Layer (its parameters are looked up at every update, so
+        lazily created ones are included) or a list of Parameters. Returns self."""
+        if not isinstance(target, Layer):
+            target = list(target)
+            for i, p in enumerate(target):
+                if not isinstance(p, Variable):
+                    raise TypeError(f"{type(self).__name__}.setup: item {i} is a "
+                                    f"{type(p).__name__}, not a Parameter")
+        self.target = target
+        return self
+
+    def add_hook(self, f: Callable[[list], None]) -> None:
+        """Run ``f(params)`` before each update (``WeightDecay``, ``ClipGrad``, ...)."""
+        self.hooks.append(f)
+
+    def _named_params(self) -> list[tuple[str, Parameter]]:
+        if self.target is None:
+            raise RuntimeError(f"{type(self).__name__}: call .setup(model) first")
+        if isinstance(self.target, Layer):
+            return list(self.target.named_params())
+        return [(str(i), p) for i, p in enumerate(self.target)]
+
+    def update(self) -> None:
+        """One step on every parameter that has a gradient (hooks first)."""
+        target = self.target
+        if target is None:
+            raise RuntimeError(f"{type(self).__name__}: call .setup(model) first")
+        ps = target.params() if isinstance(target, Layer) else target
+        params = [p for p in ps if p.grad is not None]
+        for hook in self.hooks:
+            hook(params)
+        for p in params:
+            if p.grad is not None:  # a hook (FreezeParam) may have removed it
+                self.update_one(p)
+
+    def update_one(self, param: Parameter) -> None:
+        """Update one parameter from ``param.grad``; subclasses override it."""
+        raise NotImplementedError(f"{type(self).__name__}.update_one")
+
+    # --- per-parameter state ---
+    def _state_for(self, p: Parameter) -> dict:
+        """``p``'s state, created on first use and moved to ``p``'s backend/device/dtype."""
+        st = self._state.get(p)
+        d = p.data
+        if st is None:
+            st = self._adopt_pending(p) if self._pending else None
+            if st is None:
+                xp = get_namespace(d)
+                st = {s: xp.zeros_like(d) for s in self._slots}
+                if self._counts_steps:
+                    st["step"] = 0
+            self._state[p] = st
+            return st
+        for k, v in st.items():
+            if is_array(v) and (type(v) is not type(d) or v.device != d.device
+                                or v.dtype != d.dtype):
+                v = _place_like(v, d)
+                st[k] = v if v.dtype == d.dtype else get_namespace(d).astype(v, d.dtype)
+        return st
+
+    def _adopt_pending(self, p: Parameter) -> dict | None:
+        name = next((n for n, q in self._named_params() if q is p), None)
+        loaded = self._pending.pop(name, None)
+        if loaded is None:
+            return None
+        st = {}
+        for k, a in loaded.items():
+            if k == "step":
+                st[k] = a
+                continue
+            if tuple(a.shape) != tuple(p.shape) or _dtype_name(a.dtype) != _dtype_name(p.dtype):
+                raise StateError(f"{type(self).__name__}: loaded state {name}/{k} has shape "
+                                 f"{tuple(a.shape)} dtype {a.dtype}, but parameter {name} was "
+                                 f"created with shape {tuple(p.shape)} dtype {p.dtype}")
+            st[k] = _place_like(a, p.data)
+        return st
+
+    def state_dict(self) -> dict[str, Any]:
+        """Hyperparameters and per-parameter state as host NumPy arrays, keyed
+        ``hyper/<name>`` and ``<param name>/<slot>``."""
+        out = {f"hyper/{k}": _host_scalar(float(getattr(self, k))) for k in self._hyper}
+        for name, p in self._named_params():
+            st = self._state.get(p)
+            if st is None:
+                continue
+            for k, v in st.items():
+                out[f"{name}/{k}"] = backend_of(v).to_host(v) if is_array(v) else \
+                    _host_scalar(v)
+        for name, st in self._pending.items():
+            for k, v in st.items():
+                out[f"{name}/{k}"] = backend_of(v).to_host(v) if is_array(v) else \
+                    _host_scalar(v)
+        return out
+
+    def load_state_dict(self, state: Mapping[str, Any], strict: bool = True) -> None:
+        """Restore ``state_dict()``'s output (arrays of any backend). Checked first: unknown
+        parameters or slots, wrong shapes or dtypes, and (``strict``) missing keys raise
+        :class:`~xgrad.io.StateError` and leave the optimizer unchanged."""
+        self._prepare_load(state, strict)()
+
+    def _prepare_load(self, state: Mapping[str, Any], strict: bool = True,
+                      prefix: str = "") -> Callable[[], None]:
+        """Validate ``state`` and convert its arrays; return the function that assigns them."""
+        cls = type(self).__name__
+        hyper: dict[str, float] = {}
+        per: dict[str, dict[str, Any]] = {}
+        for key, a in state.items():
+            a = a.data if isinstance(a, Variable) else a
+            head, sep, slot = key.rpartition("/")
+            if not sep or not is_array(a):
+                raise StateError(f"key {prefix + key!r}: not a {cls} state entry")
+            if head == "hyper":
+                if slot not in self._hyper:
+                    raise StateError(f"key {prefix + key!r}: {cls} has no hyperparameter "
+                                     f"{slot!r} (it has {list(self._hyper)})")
+                if a.ndim != 0 or not is_float_dtype(a):
+                    raise StateError(f"key {prefix + key!r}: expected a float scalar")
+                hyper[slot] = float(backend_of(a).to_host(a))
+            else:
+                per.setdefault(head, {})[slot] = a
+        missing_h = [f"hyper/{k}" for k in self._hyper if k not in hyper]
+        if strict and missing_h:
+            raise StateError(f"{cls} state does not match: missing keys "
+                             f"{[prefix + k for k in missing_h]}")
+        if isinstance(self.target, Layer):
+            entries = {e.name: e.value for e in self.target._entries() if e.kind == "param"}
+        else:
+            entries = dict(self._named_params())
+        wanted = set(self._slots) | ({"step"} if self._counts_steps else set())
+        new_state: dict = {}
+        pending: dict = {}
+        for name, slots in per.items():
+            if name not in entries:
+                raise StateError(f"key {prefix + name}/...: the target has no parameter "
+                                 f"named {name!r}")
+            p = entries[name]
+            absent = sorted(wanted - set(slots))
+            if strict and absent:
+                raise StateError(f"{cls} state does not match: missing keys "
+                                 f"{[f'{prefix}{name}/{s}' for s in absent]}")
+            st = {}
+            for slot, a in slots.items():
+                key = f"{prefix}{name}/{slot}"
+                if slot not in wanted:
+                    raise StateError(f"key {key!r}: {cls} keeps no {slot!r} state")
+                if slot == "step":
+                    if a.ndim != 0 or is_float_dtype(a):
+                        raise StateError(f"key {key!r}: expected an integer scalar")
+                    st[slot] = int(backend_of(a).to_host(a))
+                    continue
+                if p is not None:
+                    if tuple(a.shape) != tuple(p.shape):
+                        raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
+                                         f"{tuple(p.shape)} for the parameter")
+                    if _dtype_name(a.dtype) != _dtype_name(p.dtype):
+                        raise StateError(f"key {key!r}: dtype {_dtype_name(a.dtype)} in the "
+                                         f"file, {_dtype_name(p.dtype)} for the parameter")
+                    st[slot] = _place_like(a, p.data)
+                else:
+                    st[slot] = backend_of(a).to_host(a)
+            if p is not None:
+                new_state[p] = st
+            else:
+                pending[name] = st
+
+        def commit() -> None:
+            for k, v in hyper.items():
+                setattr(self, k, v)
+            self._state = weakref.WeakKeyDictionary(new_state)
+            self._pending = pending
+
+        return commit
+
+
+class SGD(Optimizer):
+    """Plain gradient descent: ``p -= lr * g``."""
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__()
+        self.lr = lr
+
+    def update_one(self, param: Parameter) -> None:
+        param.data = _fix(param.data - float(self.lr) * param.grad.data, param.data)
+
+
+class MomentumSGD(Optimizer):
+    """Gradient descent with momentum: ``v = momentum * v - lr * g; p += v``."""
+
+    _hyper = ("lr", "momentum")
+    _slots = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__()
+        self.lr, self.momentum = lr, momentum
+
+    def update_one(self, param: Parameter) -> None:
+        st = self._state_for(param)
+        d = param.data
+        v = _fix(float(self.momentum) * st["v"] - float(self.lr) * param.grad.data, d)
+        st["v"] = v
+        param.data = _fix(d + v, d)
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h += g * g; p -= lr * g / (sqrt(h) + eps)``."""
+
+    _hyper = ("lr", "eps")
+    _slots = ("h",)
+
+    def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr, self.eps = lr, eps
+
+    def update_one(self, param: Parameter) -> None:
+        st = self._state_for(param)
+        d, g = param.data, param.grad.data
+        xp = get_namespace(d)
+        h = _fix(st["h"] + g * g, d)
+        st["h"] = h
+        param.data = _fix(d - float(self.lr) * g / (xp.sqrt(h) + float(self.eps)), d)
+
+
+class AdaDelta(Optimizer):
+    """AdaDelta (Zeiler 2012): running averages of squared gradients (``msg``) and squared
+    updates (``msdx``); ``dx = sqrt((msdx + eps) / (msg + eps)) * g``."""
+
+    _hyper = ("rho", "eps")
+    _slots = ("msg", "msdx")
+
+    def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.rho, self.eps = rho, eps
+
+    def update_one(self, param: Parameter) -> None:
+        st = self._state_for(param)
+        d, g = param.data, param.grad.data
+        xp = get_namespace(d)
+        rho, eps = float(self.rho), float(self.eps)
+        msg = _fix(rho * st["msg"] + (1 - rho) * g * g, d)
+        dx = xp.sqrt((st["msdx"] + eps) / (msg + eps)) * g
+        msdx = _fix(rho * st["msdx"] + (1 - rho) * dx * dx, d)
+        st["msg"], st["msdx"] = msg, msdx
+        param.data = _fix(d - dx, d)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, Algorithm 1), with a step count per parameter:
+    ``m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+    p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)``."""
+
+    _hyper = ("lr", "beta1", "beta2", "eps")
+    _slots = ("m", "v")
+    _counts_steps = True
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8) -> None:
+        super().__init__()
+        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+
+    def update_one(self, param: Parameter) -> None:
+        st = self._state_for(param)
+        d, g = param.data, param.grad.data
+        xp = get_namespace(d)
+        b1, b2 = float(self.beta1), float(self.beta2)
+        st["step"] = t = st["step"] + 1
+        m = _fix(b1 * st["m"] + (1 - b1) * g, d)
+        v = _fix(b2 * st["v"] + (1 - b2) * g * g, d)
+        st["m"], st["v"] = m, v
+        m_hat = m * (1.0 / (1 - b1 ** t))
+        v_hat = v * (1.0 / (1 - b2 ** t))
+        param.data = _fix(d - float(self.lr) * m_hat / (xp.sqrt(v_hat) + float(self.eps)), d)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter): ``p *= 1 - lr * weight_decay``
+    before the Adam step."""
+
+    _hyper = ("lr", "beta1", "beta2", "eps", "weight_decay")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, weight_decay: float = 0.01) -> None:
+        super().__init__(lr, beta1, beta2, eps)
+        self.weight_decay = weight_decay
+
+    def update_one(self, param: Parameter) -> None:
+        d = param.data
+        param.data = _fix(d * (1.0 - float(self.lr) * float(self.weight_decay)), d)
+        super().update_one(param)
+
+
+# ---------------------------------------------------------------------------------------------
+# Hooks: called with the list of parameters that have a gradient, before the update
+# ---------------------------------------------------------------------------------------------
+def _set_grad(p: Parameter, g: Any) -> None:
+    p.grad = Variable(_fix(g, p.grad.data), requires_grad=False)
+
+
+class WeightDecay:
+    """L2 regularisation: ``g += rate * p`` (out of place: a new gradient Variable)."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+
+    def __call__(self, params: list) -> None:
+        rate = float(self.rate)
+        for p in params:
+            _set_grad(p, p.grad.data + rate * p.data)
+
+
+class ClipGrad:
+    """Scale all gradients by ``max_norm / norm`` when their global L2 norm (over every
+    parameter together) exceeds ``max_norm``."""
+
+    def __init__(self, max_norm: float) -> None:
+        self.max_norm = max_norm
+
+    def __call__(self, params: list) -> None:
+        sums: dict = {}  # one partial sum per (array type, device): one host sync each
+        for p in params:
+            g = p.grad.data
+            key = (type(g), g.device)
+            s = get_namespace(g).sum(g * g)
+            sums[key] = s if key not in sums else sums[key] + s
+        total = math.sqrt(sum(float(s) for s in sums.values()))
+        rate = float(self.max_norm) / (total + 1e-6)
+        if rate < 1.0:
+            for p in params:
+                _set_grad(p, p.grad.data * rate)
+
+
+class FreezeParam:
+    """Keep the parameters of the given Layers (or the given Parameters) fixed by dropping
+    their gradients before the update."""
+
+    def __init__(self, *layers: Layer | Parameter) -> None:
+        for i, t in enumerate(layers):
+            if not isinstance(t, (Layer, Variable)):
+                raise TypeError(f"FreezeParam: argument {i} is a {type(t).__name__}, not a "
+                                f"Layer or a Parameter")
+        self.targets = layers
+
+    def __call__(self, params: list) -> None:
+        for t in self.targets:
+            for p in (t.params() if isinstance(t, Layer) else (t,)):
+                p.grad = None
