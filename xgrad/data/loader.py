@@ -1,0 +1,149 @@
+"""Datasets held on the host and the loaders that batch them onto a backend and device."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+
+from xgrad import backends
+from xgrad.creation import asarray
+
+
+class Dataset:
+    """Samples (and optional labels) as host NumPy arrays; ``ds[i]`` is ``(x, t)``.
+
+    ``transform`` / ``target_transform`` map one sample / one label; without them a DataLoader
+    gathers a whole batch with one fancy index instead of one call per sample."""
+
+    def __init__(self, data: Any, label: Any = None, transform: Callable | None = None,
+                 target_transform: Callable | None = None) -> None:
+        self.data = np.asarray(data)
+        self.label = None if label is None else np.asarray(label)
+        if self.label is not None and len(self.label) != len(self.data):
+            raise ValueError(f"{type(self).__name__}: {len(self.data)} samples but "
+                             f"{len(self.label)} labels")
+        self.transform = transform
+        self.target_transform = target_transform
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __getitem__(self, index: int) -> tuple:
+        x = self.data[index]
+        t = None if self.label is None else self.label[index]
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None and t is not None:
+            t = self.target_transform(t)
+        return x, t
+
+    def batch(self, indices: np.ndarray) -> tuple:
+        """The samples at ``indices`` stacked along a new first axis, as host arrays."""
+        if self.transform is None and self.target_transform is None:
+            return self.data[indices], None if self.label is None else self.label[indices]
+        return _stack([self[int(i)] for i in indices])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(n={len(self)}, data={tuple(self.data.shape)})"
+
+
+def _stack(items: list) -> tuple:
+    x = np.stack([np.asarray(a) for a, _ in items])
+    t = None if items[0][1] is None else np.stack([np.asarray(b) for _, b in items])
+    return x, t
+
+
+def _gather(dataset: Any, indices: np.ndarray) -> tuple:
+    batch = getattr(dataset, "batch", None)
+    if batch is not None:
+        return batch(indices)
+    return _stack([dataset[int(i)] for i in indices])  # any sequence of (x, t) pairs
+
+
+def _move(batch: tuple, target: tuple) -> tuple:
+    b, dev = target
+    x, t = batch
+    return asarray(x, backend=b, device=dev), \
+        None if t is None else asarray(t, backend=b, device=dev)
+
+
+def _target(backend: Any, device: Any) -> tuple:
+    """(Backend, device) for the batches: the given ones, else the default at iteration time."""
+    if backend is None:
+        b, dev = backends.current_target()
+    else:
+        b, dev = backends.resolve_target(backend)
+    return b, (b.parse_device(device) if device is not None else dev)
+
+
+def _check_batch_size(batch_size: int, who: str) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"{who}: batch_size must be a positive int, got {batch_size!r}")
+    return int(batch_size)
+
+
+class DataLoader:
+    """Mini-batches ``(x, t)`` of ``dataset`` as arrays of ``backend`` on ``device`` (default:
+    the current default backend when iteration starts).
+
+    With ``shuffle=True`` every epoch (every ``iter()``) draws a new order from a generator
+    seeded once with ``seed``: the same seed gives the same sequence of epochs. ``len()`` is
+    the number of batches; ``drop_last`` drops a last batch smaller than ``batch_size``."""
+
+    def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
+                 seed: int | None = None, drop_last: bool = False, backend: Any = None,
+                 device: Any = None) -> None:
+        self.dataset = dataset
+        self.batch_size = _check_batch_size(batch_size, "DataLoader")
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.backend, self.device = backend, device
+        if backend is not None:
+            _target(backend, device)  # fail now on an unknown backend or device
+        self._rng = np.random.default_rng(seed)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple]:
+        n = len(self.dataset)
+        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
+        return self._batches(order, _target(self.backend, self.device))
+
+    def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:
+        bs = self.batch_size
+        for i in range(len(self)):
+            yield _move(_gather(self.dataset, order[i * bs:(i + 1) * bs]), target)
+
+
+class SeqDataLoader:
+    """Batches for truncated backpropagation through time: the dataset is cut into
+    ``batch_size`` equal streams, and batch ``i`` holds element ``i`` of every stream, so row
+    ``r`` of consecutive batches continues the same sequence (the hidden state carries over).
+    ``len()`` is the stream length, ``len(dataset) // batch_size``."""
+
+    def __init__(self, dataset: Any, batch_size: int, backend: Any = None,
+                 device: Any = None) -> None:
+        self.dataset = dataset
+        self.batch_size = _check_batch_size(batch_size, "SeqDataLoader")
+        if len(dataset) < self.batch_size:
+            raise ValueError(f"SeqDataLoader: a dataset of {len(dataset)} samples cannot make "
+                             f"{self.batch_size} streams; use a smaller batch_size")
+        self.backend, self.device = backend, device
+        if backend is not None:
+            _target(backend, device)
+
+    def __len__(self) -> int:
+        return len(self.dataset) // self.batch_size
+
+    def __iter__(self) -> Iterator[tuple]:
+        return self._batches(_target(self.backend, self.device))
+
+    def _batches(self, target: tuple) -> Iterator[tuple]:
+        offsets = np.arange(self.batch_size) * len(self)
+        for i in range(len(self)):
+            yield _move(_gather(self.dataset, offsets + i), target)
