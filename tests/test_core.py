@@ -417,3 +417,24 @@ def test_scalar_only_call_is_an_error():
         F.add(1.0, 2.0)
     with pytest.raises(TypeError, match="input 1 has unsupported type"):
         F.add(Variable(np.ones(1)), "a")
+
+
+def test_mixed_float_dtypes_promote_and_cast_gradients_back(backend):
+    if not backend.supports("float64"):
+        pytest.skip("needs float64 and float32")
+    a = Variable(backend.asarray([1.0, 2.0], dtype="float64"))
+    b = Variable(backend.asarray([3.0, 4.0], dtype="float32"))
+    y = (a * b + b).sum()
+    assert y.dtype == backend.dtype("float64")  # the standard's promotion
+    y.backward()
+    assert a.grad.dtype == a.dtype and b.grad.dtype == b.dtype
+    assert_close(a.grad, [3.0, 4.0])
+    assert_close(b.grad, [2.0, 3.0])
+    a.cleargrad()
+    b.cleargrad()
+    z = (a * b).sum()
+    z.backward(create_graph=True)
+    gb = b.grad
+    b.cleargrad()
+    (gb * gb).sum().backward()  # d/db of sum(a^2) is 0; d/da flows through the cast
+    assert b.grad is None or b.grad.dtype == b.dtype

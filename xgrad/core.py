@@ -77,6 +77,17 @@ def get_namespace(x: Any) -> Any:
     return ns
 
 
+def _rearray(x: Any) -> Any:
+    """NumPy turns 0-d results into scalars (np.float64); make such a result an array again."""
+    if is_array(x):
+        return x
+    try:
+        return array_namespace(x).asarray(x)
+    except TypeError:
+        raise TypeError(f"expected an array of an array-API namespace, got "
+                        f"{type(x).__module__}.{type(x).__qualname__}") from None
+
+
 def is_float_dtype(x: Any) -> bool:
     """True if array ``x`` has a real floating-point dtype (cached per dtype)."""
     dt = x.dtype
@@ -218,7 +229,9 @@ class Variable:
 
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> Variable:
-        """A Variable around an array the engine made itself (no type check)."""
+        """A Variable around an array computed by xgrad itself (a backward rule's constant)."""
+        if type(data) not in _NAMESPACES or _NAMESPACES[type(data)] is None:
+            data = _rearray(data)
         v = _new_object(cls)
         v.data, v.name, v.grad, v.creator = data, None, None, None
         v.generation, v.requires_grad = 0, requires_grad
@@ -621,7 +634,8 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
                     gx = as_variable(gx)
                 xd, gd = x.data, gx.data
                 if gd.shape != xd.shape or gd.dtype != xd.dtype:
-                    raise _gradient_mismatch(f, inputs.index(x), xd, gd)
+                    gx = _cast_promoted(f, x, gx)
+                    gd = gx.data
                 if x.grad is None:
                     x.grad = gx
                 elif create_graph:
@@ -640,8 +654,16 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
         _enable_backprop.reset(token)
 
 
-def _gradient_mismatch(f: Function, i: int, xd: Any, gd: Any) -> GradientError:
-    return GradientError(
+def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
+    """A gradient that does not match its input is an error, except one case: a Function whose
+    inputs mixed float dtypes computed in the promoted dtype, and each input's gradient is cast
+    back to that input's dtype (as NumPy's promotion and PyTorch do)."""
+    xd, gd = x.data, gx.data
+    mixed = any(v is not x and v.dtype == gd.dtype for v in f.inputs)
+    if gd.shape == xd.shape and mixed and is_float_dtype(xd) and is_float_dtype(gd):
+        return _F.astype(gx, xd.dtype)
+    i = next(i for i, v in enumerate(f.inputs) if v is x)
+    raise GradientError(
         f"{type(f).__name__}.backward returned a gradient of shape {tuple(gd.shape)} and dtype "
         f"{gd.dtype} for input {i}, which has shape {tuple(xd.shape)} and dtype {xd.dtype}")
 

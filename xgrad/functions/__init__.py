@@ -12,6 +12,7 @@ from xgrad.functions.linalg import linear, matmul, tensordot
 from xgrad.functions.math import (
     abs,
     add,
+    astype,
     clip,
     cos,
     div,
@@ -84,7 +85,7 @@ from xgrad.functions.shape import (
 )
 
 __all__ = [
-    "abs", "add", "broadcast_to", "cos", "div", "exp", "get_item", "log", "matmul",
+    "abs", "add", "astype", "broadcast_to", "cos", "div", "exp", "get_item", "log", "matmul",
     "matrix_transpose", "mean", "mul", "neg", "permute_dims", "pow", "reshape", "sin",
     "square", "sub", "sum", "sum_to", "tanh", "to", "transpose",
     # math.py, shape.py, reduce.py, linalg.py (beyond the seed)

@@ -29,6 +29,19 @@ def _const(a: Any) -> Variable:
 
 
 # --- arithmetic ---------------------------------------------------------------------------
+class AsType(Function):
+    """Cast to another dtype; the gradient is cast back."""
+
+    def __init__(self, dtype: Any) -> None:
+        self.dtype = dtype
+
+    def forward(self, x: Any) -> Any:
+        return xp_of(x).astype(x, self.dtype)
+
+    def backward(self, gy: Variable) -> Variable:
+        return astype(gy, self.inputs[0].dtype)
+
+
 class Add(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
         return x0 + x1
@@ -372,6 +385,18 @@ class Where(Function):
 
 
 # --- public functions ---------------------------------------------------------------------
+def astype(x: Any, dtype: Any) -> Variable:
+    """``x`` cast to ``dtype`` (a dtype of x's backend, or a name such as "float32")."""
+    from xgrad.backends import backend_of
+    from xgrad.creation import resolve_dtype
+
+    data = x.data if isinstance(x, Variable) else x
+    dt = resolve_dtype(dtype, backend_of(data))
+    if isinstance(x, Variable) and x.dtype == dt:
+        return x
+    return AsType(dt)(x)
+
+
 def add(x0: Any, x1: Any) -> Variable:
     """x0 + x1, broadcasting."""
     return Add()(x0, x1)
