@@ -127,6 +127,20 @@ def test_operator_inside_xgrad_reports_user_line(backend):
     assert f"{HERE}:{line}" in str(info.value) and "y = 1.0 / x" in str(info.value)
 
 
+def test_function_made_inside_a_layer_reports_the_calling_line(backend):
+    with xgrad.use_backend(backend.backend, device=backend.device):
+        model = xgrad.nn.Linear(2, in_size=3)
+    model.W.data = backend.asarray([[1.0, float("nan")], [0.0, 1.0], [1.0, 1.0]],
+                                   dtype="float32")
+    x = Variable(backend.asarray([[1.0, 2.0, 3.0]], dtype="float32"))
+    with xgrad.detect_anomaly():
+        line = here()
+        y = model(x)
+        with pytest.raises(xgrad.AnomalyError, match=r"^Linear\.backward") as info:
+            y.sum().backward()
+    assert f"{HERE}:{line}" in str(info.value) and "y = model(x)" in str(info.value)
+
+
 def _helper(v):
     return F.log(v)  # the origin of the Log below
 

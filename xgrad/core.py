@@ -333,6 +333,16 @@ class Variable:
         """Backpropagate from this Variable: fill ``.grad`` of every Variable that needs one."""
         if self.grad is None:
             self.grad = Variable._wrap(get_namespace(self.data).ones_like(self.data))
+        else:
+            g = self.grad.data if isinstance(self.grad, Variable) else self.grad
+            if (not is_array(g) or type(g) is not type(self.data) or g.shape != self.shape
+                    or g.dtype != self.dtype or g.device != self.device):
+                raise GradientError(
+                    f"backward: the seed gradient set in .grad must match the Variable: it has "
+                    f"{_describe([g]) if is_array(g) else type(g).__name__}, the Variable "
+                    f"{_describe([self.data])} on {self.device!r}")
+            if not isinstance(self.grad, Variable):
+                self.grad = Variable._wrap(g)
         if self.creator is not None:
             _run_backward(self.creator, retain_grad, create_graph)
 
@@ -656,10 +666,11 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
 
 def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
     """A gradient that does not match its input is an error, except one case: a Function whose
-    inputs mixed float dtypes computed in the promoted dtype, and each input's gradient is cast
-    back to that input's dtype (as NumPy's promotion and PyTorch do)."""
+    inputs mixed dtypes (float32 with float64, or with an integer array) computed in the
+    promoted dtype, and each float input's gradient is cast back to that input's dtype (as
+    NumPy's promotion and PyTorch do)."""
     xd, gd = x.data, gx.data
-    mixed = any(v is not x and v.dtype == gd.dtype for v in f.inputs)
+    mixed = any(v is not x and v.dtype != xd.dtype for v in f.inputs)
     if gd.shape == xd.shape and mixed and is_float_dtype(xd) and is_float_dtype(gd):
         return _F.astype(gx, xd.dtype)
     i = next(i for i, v in enumerate(f.inputs) if v is x)

@@ -46,16 +46,31 @@ def asarray(obj: Any, dtype: Any = None, backend: Any = None, device: Any = None
     if is_array(obj):
         x = b.transfer(obj, dev)
     else:
+        if obj is None or isinstance(obj, (str, bytes, dict, set)):
+            raise TypeError(f"asarray: cannot make a numeric array from {type(obj).__name__}")
         x = b.from_host(obj, device=dev)
+        if not b.namespace.isdtype(x.dtype, ("bool", "integral", "real floating",
+                                              "complex floating")):
+            raise TypeError(f"asarray: {type(obj).__name__} does not hold numbers "
+                            f"(it became dtype {x.dtype})")
     dt = resolve_dtype(dtype, b)
     if dt is not None and x.dtype != dt:
         x = b.namespace.astype(x, dt)
     return x
 
 
+def _shape(fname: str, shape: Any) -> tuple:
+    """``shape`` (an int, a tuple/list of ints, or ``*shape`` packed in a tuple) checked."""
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    if not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
+        raise TypeError(f"{fname}: a shape is non-negative ints, got {shape!r}")
+    return tuple(shape)
+
+
 def _make(fill: str, shape: Any, dtype: Any, backend: Any, device: Any) -> Any:
     b, dev = _target(backend, device)
-    shape = (shape,) if isinstance(shape, int) else tuple(shape)
+    shape = _shape(fill, (shape,))
     return getattr(b.namespace, fill)(shape, dtype=resolve_dtype(dtype or float32, b), device=dev)
 
 
@@ -93,13 +108,13 @@ def get_rng(backend: Any = None, device: Any = None) -> Any:
 
 def randn(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
     """Standard normal samples (float32 unless told)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    shape = _shape("randn", shape)
     b, dev = _target(backend, device)
     return get_rng(b, dev).normal(shape, dtype=resolve_dtype(dtype or float32, b))
 
 
 def rand(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
     """Uniform samples in [0, 1) (float32 unless told)."""
-    shape = tuple(shape[0]) if len(shape) == 1 and not isinstance(shape[0], int) else shape
+    shape = _shape("rand", shape)
     b, dev = _target(backend, device)
     return get_rng(b, dev).uniform(shape, dtype=resolve_dtype(dtype or float32, b))

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from xgrad.core import Function, Variable
-from xgrad.functions._util import xp_of
+from xgrad.core import Function, Variable, is_float_dtype
+from xgrad.functions._util import require_float, xp_of
 from xgrad.functions.shape import matrix_transpose, permute_dims, reshape, sum_to
 
 
@@ -17,6 +17,9 @@ class MatMul(Function):
         if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
             raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
                              f"align ({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
+        if a.dtype != b.dtype and is_float_dtype(a) != is_float_dtype(b):
+            raise TypeError(f"matmul: operands have dtypes {a.dtype} and {b.dtype}; cast the "
+                            f"integer one first (F.astype(v, 'float32'))")
         return xp_of(a).matmul(a, b)
 
     def backward(self, gy: Variable) -> tuple:
@@ -43,6 +46,11 @@ class Linear(Function):
     """x @ W (+ b) in one node, W of shape (in, out)."""
 
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
+        # an integer x or W would be promoted (to float64 on NumPy) without a word
+        require_float("linear", x)
+        require_float("linear", W)
+        if b is not None:
+            require_float("linear", b)
         if W.ndim != 2 or x.ndim == 0 or x.shape[-1] != W.shape[0]:
             raise ValueError(f"linear: x of shape {tuple(x.shape)} and W of shape "
                              f"{tuple(W.shape)} do not fit; W must be (in, out) with in = "
