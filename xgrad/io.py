@@ -105,6 +105,10 @@ def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
             break
         except FileExistsError:
             continue
+        except OSError as e:  # name the target, not the temporary file next to it
+            why = f"no such folder {folder!r}" if isinstance(e, FileNotFoundError) \
+                else e.strerror
+            raise type(e)(e.errno, f"xgrad.io.save: cannot write {path!r}: {why}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED

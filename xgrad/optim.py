@@ -17,13 +17,21 @@ parameters); ``load_state_dict()`` checks everything before it changes anything.
 from __future__ import annotations
 
 import math
+import numbers
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from xgrad import backends
 from xgrad.backends import backend_of
-from xgrad.core import Parameter, Variable, get_namespace, is_array, is_float_dtype
+from xgrad.core import (
+    BackendMismatchError,
+    Parameter,
+    Variable,
+    get_namespace,
+    is_array,
+    is_float_dtype,
+)
 from xgrad.creation import _dtype_name
 from xgrad.io import StateError
 from xgrad.nn.layer import Layer, _place_like
@@ -42,16 +50,44 @@ def _host_scalar(value: Any) -> Any:
     return backends.get("numpy").from_host(value)
 
 
+_NOTHING = " (nothing was updated)"
+
+# Valid ranges of the hyperparameters: (lowest, highest, whether the highest is allowed).
+_RANGES = {
+    "lr": (0.0, math.inf, False), "momentum": (0.0, math.inf, False),
+    "eps": (0.0, math.inf, False), "weight_decay": (0.0, math.inf, False),
+    "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False), "rho": (0.0, 1.0, True),
+    "rate": (0.0, math.inf, False), "max_norm": (0.0, math.inf, False),
+}
+
+
+def _check_hyper(owner: str, name: str, value: Any) -> float:
+    """``value`` as a float within ``name``'s range; anything else is refused with an error
+    naming ``owner`` and ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{owner}: {name} must be a real number, got {value!r}")
+    low, high, closed = _RANGES.get(name, (-math.inf, math.inf, True))
+    v = float(value)
+    if not (low <= v and (v <= high if closed else v < high)):
+        raise ValueError(f"{owner}: {name} must be in [{low}, {high}{']' if closed else ')'}, "
+                         f"got {value!r}")
+    return v
+
+
 class Optimizer:
-    """Base class: subclasses list their hyperparameters in ``_hyper``, their per-parameter
-    arrays in ``_slots`` (``_counts_steps`` adds an integer ``step``) and write
-    ``update_one(param)``."""
+    """Base class: subclasses list their hyperparameters in ``_hyper`` and pass them to
+    ``super().__init__(lr=lr, ...)`` (each is checked to be a real number in its range), list
+    their per-parameter arrays in ``_slots`` (``_counts_steps`` adds an integer ``step``) and
+    write ``update_one(param)``."""
 
     _hyper: tuple[str, ...] = ("lr",)
     _slots: tuple[str, ...] = ()
     _counts_steps = False
 
-    def __init__(self) -> None:
+    def __init__(self, **hyper: Any) -> None:
+        for k, v in hyper.items():  # all checked before any is set
+            hyper[k] = _check_hyper(type(self).__name__, k, v)
+        self.__dict__.update(hyper)
         self.target: Any = None
         self.hooks: list[Callable] = []
         self._state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -61,6 +97,10 @@ class Optimizer:
         """Optimize ``target``: a Layer (its parameters are looked up at every update, so
         lazily created ones are included) or a list of Parameters. Returns self."""
         if not isinstance(target, Layer):
+            if isinstance(target, Variable) or is_array(target) \
+                    or not isinstance(target, Iterable):
+                raise TypeError(f"{type(self).__name__}.setup: expected a Layer or an iterable "
+                                f"of Parameters, got {type(target).__name__}")
             target = list(target)
             for i, p in enumerate(target):
                 if not isinstance(p, Variable):
@@ -87,11 +127,42 @@ class Optimizer:
             raise RuntimeError(f"{type(self).__name__}: call .setup(model) first")
         ps = target.params() if isinstance(target, Layer) else target
         params = [p for p in ps if p.grad is not None]
+        self._check_grads(params)
         for hook in self.hooks:
             hook(params)
+        if self.hooks:  # a hook may have replaced a gradient
+            self._check_grads(params)
         for p in params:
             if p.grad is not None:  # a hook (FreezeParam) may have removed it
                 self.update_one(p)
+
+    def _check_grads(self, params: list) -> None:
+        """Refuse, before anything is updated, a gradient that is not a Variable of its
+        parameter's shape, dtype, namespace and device (NumPy would broadcast or promote it)."""
+        for p in params:
+            g, d = p.grad, p.data
+            if g is None:
+                continue
+            if not isinstance(g, Variable):
+                raise TypeError(f"{self._grad_of(p)} is a {type(g).__name__}, not a Variable"
+                                f"{_NOTHING}")
+            gd = g.data
+            if type(gd) is not type(d) or gd.device != d.device:
+                raise BackendMismatchError(
+                    f"{self._grad_of(p)} lives on {backend_of(gd).name} device {gd.device}, "
+                    f"the parameter on {backend_of(d).name} device {d.device}; move the "
+                    f"gradient with .to(...){_NOTHING}")
+            if gd.dtype != d.dtype:
+                raise TypeError(f"{self._grad_of(p)} has dtype {gd.dtype}, but the parameter "
+                                f"has dtype {d.dtype}; cast the gradient{_NOTHING}")
+            if tuple(gd.shape) != tuple(d.shape):
+                raise ValueError(f"{self._grad_of(p)} has shape {tuple(gd.shape)}, but the "
+                                 f"parameter has shape {tuple(d.shape)}{_NOTHING}")
+
+    def _grad_of(self, p: Parameter) -> str:
+        """"Adam.update: the gradient of parameter 'fc1.W'", for error messages."""
+        name = next((n for n, q in self._named_params() if q is p), p.name)
+        return f"{type(self).__name__}.update: the gradient of parameter {name!r}"
 
     def update_one(self, param: Parameter) -> None:
         """Update one parameter from ``param.grad``; subclasses override it."""
@@ -175,7 +246,10 @@ class Optimizer:
                                      f"{slot!r} (it has {list(self._hyper)})")
                 if a.ndim != 0 or not is_float_dtype(a):
                     raise StateError(f"key {prefix + key!r}: expected a float scalar")
-                hyper[slot] = float(backend_of(a).to_host(a))
+                try:
+                    hyper[slot] = _check_hyper(cls, slot, float(backend_of(a).to_host(a)))
+                except ValueError as e:
+                    raise StateError(f"key {prefix + key!r}: {e}") from None
             else:
                 per.setdefault(head, {})[slot] = a
         missing_h = [f"hyper/{k}" for k in self._hyper if k not in hyper]
@@ -236,8 +310,7 @@ class SGD(Optimizer):
     """Plain gradient descent: ``p -= lr * g``."""
 
     def __init__(self, lr: float = 0.01) -> None:
-        super().__init__()
-        self.lr = lr
+        super().__init__(lr=lr)
 
     def update_one(self, param: Parameter) -> None:
         param.data = _fix(param.data - float(self.lr) * param.grad.data, param.data)
@@ -250,8 +323,7 @@ class MomentumSGD(Optimizer):
     _slots = ("v",)
 
     def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__()
-        self.lr, self.momentum = lr, momentum
+        super().__init__(lr=lr, momentum=momentum)
 
     def update_one(self, param: Parameter) -> None:
         st = self._state_for(param)
@@ -268,8 +340,7 @@ class AdaGrad(Optimizer):
     _slots = ("h",)
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
-        super().__init__()
-        self.lr, self.eps = lr, eps
+        super().__init__(lr=lr, eps=eps)
 
     def update_one(self, param: Parameter) -> None:
         st = self._state_for(param)
@@ -288,8 +359,7 @@ class AdaDelta(Optimizer):
     _slots = ("msg", "msdx")
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.rho, self.eps = rho, eps
+        super().__init__(rho=rho, eps=eps)
 
     def update_one(self, param: Parameter) -> None:
         st = self._state_for(param)
@@ -314,8 +384,7 @@ class Adam(Optimizer):
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8) -> None:
-        super().__init__()
-        self.lr, self.beta1, self.beta2, self.eps = lr, beta1, beta2, eps
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps)
 
     def update_one(self, param: Parameter) -> None:
         st = self._state_for(param)
@@ -340,7 +409,7 @@ class AdamW(Adam):
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,
                  eps: float = 1e-8, weight_decay: float = 0.01) -> None:
         super().__init__(lr, beta1, beta2, eps)
-        self.weight_decay = weight_decay
+        self.weight_decay = _check_hyper("AdamW", "weight_decay", weight_decay)
 
     def update_one(self, param: Parameter) -> None:
         d = param.data
@@ -359,7 +428,7 @@ class WeightDecay:
     """L2 regularisation: ``g += rate * p`` (out of place: a new gradient Variable)."""
 
     def __init__(self, rate: float) -> None:
-        self.rate = rate
+        self.rate = _check_hyper("WeightDecay", "rate", rate)
 
     def __call__(self, params: list) -> None:
         rate = float(self.rate)
@@ -372,7 +441,7 @@ class ClipGrad:
     parameter together) exceeds ``max_norm``."""
 
     def __init__(self, max_norm: float) -> None:
-        self.max_norm = max_norm
+        self.max_norm = _check_hyper("ClipGrad", "max_norm", max_norm)
 
     def __call__(self, params: list) -> None:
         sums: dict = {}  # one partial sum per (array type, device): one host sync each

@@ -8,7 +8,37 @@ from typing import Any
 import numpy as np
 
 from xgrad import backends
+from xgrad.backends import backend_of
+from xgrad.core import Variable, is_array
 from xgrad.creation import asarray
+
+
+def _host_array(v: Any, owner: str, what: str, numeric: bool) -> np.ndarray:
+    """``v`` (array of any backend, Variable, nested lists) as a host NumPy array with samples
+    along the first axis, of numbers if ``numeric`` (no transform to turn them into numbers);
+    anything else is refused naming ``owner``."""
+    if isinstance(v, Variable):
+        v = v.data
+    if is_array(v) and not isinstance(v, np.ndarray):
+        v = backend_of(v).to_host(v)
+    try:
+        a = np.asarray(v)
+    except ValueError as e:  # ragged nested lists
+        raise ValueError(f"{owner}: {what} cannot be made an array: {e}") from None
+    if (numeric and a.dtype.kind not in "biufc") or a.ndim == 0:
+        got = f"{type(v).__name__}" + (f" of dtype {a.dtype}" if a.ndim else "")
+        kind = "an array of numbers" if numeric else "an array"
+        raise TypeError(f"{owner}: {what} must be {kind} with the samples along its first "
+                        f"axis, got {got}")
+    return a
+
+
+def _check_dataset(dataset: Any, owner: str) -> None:
+    """Refuse, when the loader is made, what cannot be measured and indexed."""
+    if not hasattr(dataset, "__len__") or not (hasattr(dataset, "batch")
+                                               or hasattr(dataset, "__getitem__")):
+        raise TypeError(f"{owner}: dataset must be a Dataset or a sequence of (x, t) pairs "
+                        f"(len() and indexing), got {type(dataset).__name__}")
 
 
 class Dataset:
@@ -19,8 +49,10 @@ class Dataset:
 
     def __init__(self, data: Any, label: Any = None, transform: Callable | None = None,
                  target_transform: Callable | None = None) -> None:
-        self.data = np.asarray(data)
-        self.label = None if label is None else np.asarray(label)
+        owner = type(self).__name__
+        self.data = _host_array(data, owner, "data", transform is None)
+        self.label = None if label is None else \
+            _host_array(label, owner, "label", target_transform is None)
         if self.label is not None and len(self.label) != len(self.data):
             raise ValueError(f"{type(self).__name__}: {len(self.data)} samples but "
                              f"{len(self.label)} labels")
@@ -96,6 +128,7 @@ class DataLoader:
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
                  seed: int | None = None, drop_last: bool = False, backend: Any = None,
                  device: Any = None) -> None:
+        _check_dataset(dataset, "DataLoader")
         self.dataset = dataset
         self.batch_size = _check_batch_size(batch_size, "DataLoader")
         self.shuffle = shuffle
@@ -128,6 +161,7 @@ class SeqDataLoader:
 
     def __init__(self, dataset: Any, batch_size: int, backend: Any = None,
                  device: Any = None) -> None:
+        _check_dataset(dataset, "SeqDataLoader")
         self.dataset = dataset
         self.batch_size = _check_batch_size(batch_size, "SeqDataLoader")
         if len(dataset) < self.batch_size:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad.core import get_namespace, is_float_dtype
+from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
 
 
 def normalize_axis(axis: Any, ndim: int, fname: str) -> tuple:
@@ -26,6 +26,17 @@ def normalize_axis(axis: Any, ndim: int, fname: str) -> tuple:
     if len(set(out)) != len(out):
         raise ValueError(f"{fname}: repeated axis in {axis!r}")
     return tuple(sorted(out))
+
+
+def array_data(x: Any, fname: str) -> Any:
+    """The raw array of a Variable or an array; anything else is refused with a TypeError
+    naming ``fname`` and the type."""
+    if isinstance(x, Variable):
+        return x.data
+    if is_array(x):
+        return x
+    raise TypeError(f"{fname}: expected a Variable or an array, got "
+                    f"{type(x).__module__}.{type(x).__qualname__}")
 
 
 def require_float(fname: str, x: Any) -> None:

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import require_float, xp_of
+from xgrad.functions._util import array_data, require_float, xp_of
 from xgrad.functions.reduce import mean, sum
 
 __all__ = [
@@ -264,13 +264,15 @@ class Conv2dGradW(Function):
     def forward(self, x: Any, gy: Any) -> Any:
         xp = xp_of(x)
         n, c = x.shape[:2]
-        oc = gy.shape[1]
+        oc, oh, ow = gy.shape[1:]
         kh, kw = self.k
         col = self.col
+        # explicit sizes, not -1: an empty batch (n = 0) leaves -1 undetermined
         if col is None:
-            col = xp.reshape(_im2col_array(x, self.k, self.s, self.p), (n, c * kh * kw, -1))
+            col = xp.reshape(_im2col_array(x, self.k, self.s, self.p),
+                             (n, c * kh * kw, oh * ow))
         self.col = None
-        g = xp.reshape(gy, (n, oc, -1))
+        g = xp.reshape(gy, (n, oc, oh * ow))
         # one matrix product per image against the transposed view, then a small sum over N
         gW = xp.sum(xp.matmul(g, xp.matrix_transpose(col)), axis=0)
         return xp.reshape(gW, (oc, c, kh, kw))
@@ -387,5 +389,9 @@ def average_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> 
     mean (Chainer's convention)."""
     k = _pair(kernel_size, "kernel_size", "average_pooling", 1)
     s, p = _pair(stride, "stride", "average_pooling", 1), _pair(pad, "pad", "average_pooling", 0)
+    # checked here so that errors name average_pooling, not the Im2col it is built on
+    xd = array_data(x, "average_pooling")
+    _check_image("average_pooling", xd)
+    _outsize("average_pooling", xd.shape, k, s, p)
     return mean(Im2col(k, s, p, False)(x), axis=(2, 3))
 

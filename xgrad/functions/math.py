@@ -8,7 +8,7 @@ with a message naming the function instead of silently computing in float64."""
 from __future__ import annotations
 
 import math
-from numbers import Number
+from numbers import Integral, Number, Real
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
@@ -427,9 +427,11 @@ subtract, multiply, divide, negative = sub, mul, div, neg
 
 
 def pow(x0: Any, x1: Any) -> Variable:  # noqa: A001 - the standard's name
-    """x0 ** x1; a Python number exponent is a constant."""
+    """x0 ** x1; a number exponent is a constant (a NumPy scalar counts as the Python
+    number it holds, so float32 ** np.float64(2) stays float32)."""
     if isinstance(x1, Number) and not isinstance(x1, bool):
-        return PowScalar(x1)(x0)
+        c = int(x1) if isinstance(x1, Integral) else float(x1) if isinstance(x1, Real) else x1
+        return PowScalar(c)(x0)
     return Pow()(x0, x1)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from xgrad.core import Config, Function, Variable, as_variable, is_array
-from xgrad.functions._util import normalize_axis, require_float, xp_of
+from xgrad.functions._util import array_data, normalize_axis, require_float, xp_of
 from xgrad.functions.math import exp, pow, sigmoid
 from xgrad.functions.reduce import mean, sum
 from xgrad.functions.shape import get_item, reshape, sum_to
@@ -20,10 +20,6 @@ __all__ = [
     "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "log_softmax",
     "mean_squared_error", "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
 ]
-
-
-def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Variable) else x
 
 
 def _labels(t: Any, like: Any, fname: str) -> Any:
@@ -160,7 +156,8 @@ class SoftmaxCrossEntropy(Function):
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
     """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
     log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean."""
-    return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, _data(x), "softmax_cross_entropy"))
+    return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, array_data(x, "softmax_cross_entropy"),
+                                                   "softmax_cross_entropy"))
 
 
 class SigmoidCrossEntropy(Function):
@@ -187,9 +184,9 @@ class SigmoidCrossEntropy(Function):
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     """Mean over all elements of the binary cross entropy of logits ``x`` against labels ``t``
     (0/1, integer or float, same shape), computed stably from the logits."""
-    xd = _data(x)
+    xd = array_data(x, "sigmoid_cross_entropy")
     if not (isinstance(t, Variable) and t.requires_grad):
-        td = _data(t)
+        td = t.data if isinstance(t, Variable) else t
         if not is_array(td):
             from xgrad.backends import backend_of
 
@@ -223,7 +220,7 @@ def mean_squared_error(x0: Any, x1: Any) -> Variable:
 def accuracy(y: Any, t: Any) -> Variable:
     """Fraction of rows of scores ``y`` (N, C) whose argmax equals label ``t``; a constant
     Variable (no gradient) in ``y``'s dtype."""
-    yd = _data(y)
+    yd = array_data(y, "accuracy")
     td = _labels(t, yd, "accuracy")
     xp = xp_of(yd)
     pred = xp.argmax(yd, axis=1)
@@ -256,13 +253,13 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     the backend's generator (``xgrad.get_rng``, reseeded by ``xgrad.manual_seed``)."""
     if not 0.0 <= dropout_ratio < 1.0:
         raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+    xd = array_data(x, "dropout")
     x = as_variable(x)
     if not Config.train or dropout_ratio == 0.0:
         return x
     from xgrad.backends import backend_of
     from xgrad.creation import get_rng
 
-    xd = x.data
     require_float("dropout", xd)
     xp = xp_of(xd)
     u = get_rng(backend=backend_of(xd), device=xd.device).uniform(tuple(xd.shape), dtype=xd.dtype)
@@ -320,24 +317,29 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
     ``decay * old + (1 - decay) * batch statistic`` (the variance unbiased). Test mode
     (``xgrad.test_mode()``): normalize with ``running_mean`` / ``running_var`` (Variables or
     arrays of shape (C,)). ``gamma`` and ``beta`` have shape (C,)."""
+    xd = array_data(x, "batch_norm")
     x = as_variable(x)
-    xd = x.data
     if xd.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {tuple(xd.shape)}")
     c = xd.shape[1]
-    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+    for name, v in (("x", x), ("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if v is not None and tuple(v.shape) != (c,):
+        if v is None:
+            continue
+        vd = array_data(v, f"batch_norm: {name}")
+        # an integer x or parameter would be promoted (to float64 on NumPy) without a word
+        require_float("batch_norm", vd)
+        if name != "x" and tuple(vd.shape) != (c,):
             raise ValueError(f"batch_norm: {name} must have shape ({c},) for x of shape "
-                             f"{tuple(xd.shape)}, got {tuple(v.shape)}")
+                             f"{tuple(xd.shape)}, got {tuple(vd.shape)}")
     pshape = (1, c) + (1,) * (xd.ndim - 2)
     g, b = reshape(gamma, pshape), reshape(beta, pshape)
     if not Config.train:
         if running_mean is None or running_var is None:
             raise ValueError("batch_norm: test mode needs running_mean and running_var")
         xp = xp_of(xd)
-        rm = xp.reshape(_data(running_mean), pshape)
-        inv_std = 1.0 / xp.sqrt(xp.reshape(_data(running_var), pshape) + eps)
+        rm = xp.reshape(array_data(running_mean, "batch_norm"), pshape)
+        inv_std = 1.0 / xp.sqrt(xp.reshape(array_data(running_var, "batch_norm"), pshape) + eps)
         scale = g * inv_std
         return x * scale + (b - scale * rm)
     for name, v in (("running_mean", running_mean), ("running_var", running_var)):
@@ -347,11 +349,13 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
     f = Normalize((0,) + tuple(range(2, xd.ndim)), eps)
     y = f(x, g, b)
     xp = xp_of(xd)
+    m = xd.size // c if c else 0  # samples per channel
+    if m == 0:  # an empty batch has no statistics: the running averages stay as they are
+        return y
     if running_mean is not None:
         bm = xp.reshape(f.mean, (c,))
         running_mean.data = running_mean.data * decay + bm * (1.0 - decay)
     if running_var is not None:
-        m = xd.size // c
         bv = xp.reshape(f.var, (c,)) * (m / max(m - 1, 1))
         running_var.data = running_var.data * decay + bv * (1.0 - decay)
     return y
@@ -360,12 +364,15 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
 def layer_norm(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> Variable:
     """Normalize ``x`` over its last axis, then scale by ``gamma`` and shift by ``beta`` (both of
     the last axis' length)."""
-    xd = _data(x)
+    xd = array_data(x, "layer_norm")
     d = xd.shape[-1] if xd.ndim else None
+    require_float("layer_norm", xd)
     for name, v in (("gamma", gamma), ("beta", beta)):
-        if d is None or tuple(v.shape) != (d,):
+        vd = array_data(v, f"layer_norm: {name}")
+        require_float("layer_norm", vd)
+        if d is None or tuple(vd.shape) != (d,):
             raise ValueError(f"layer_norm: {name} must have shape ({d},) for x of shape "
-                             f"{tuple(xd.shape)}, got {tuple(v.shape)}")
+                             f"{tuple(xd.shape)}, got {tuple(vd.shape)}")
     return Normalize((xd.ndim - 1,), eps)(x, gamma, beta)
 
 
@@ -375,7 +382,7 @@ def layer_norm(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> Variable:
 def embed_id(x: Any, W: Any) -> Variable:
     """Rows of ``W`` (V, D) picked by integer ids ``x`` (any shape): shape x.shape + (D,). The
     gradient scatter-adds into W, so repeated ids add up."""
-    Wd = _data(W)
+    Wd = array_data(W, "embed_id")
     if Wd.ndim != 2:
         raise ValueError(f"embed_id: W must be 2-D (vocabulary, dim), got {tuple(Wd.shape)}")
     ids = _labels(x, Wd, "embed_id")

@@ -3,15 +3,11 @@ between backends."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import gather, normalize_axis, xp_of
-
-
-def _data(x: Any) -> Any:
-    return x.data if isinstance(x, Variable) else x
+from xgrad.functions._util import array_data, gather, normalize_axis, xp_of
 
 
 def _sum_to_array(x: Any, shape: tuple) -> Any:
@@ -338,7 +334,7 @@ def matrix_transpose(x: Any) -> Variable:
 
 def expand_dims(x: Any, axis: int | tuple = 0) -> Variable:
     """Insert size-1 dimensions at ``axis`` (an int or a tuple, positions in the result)."""
-    shape = tuple(_data(x).shape)
+    shape = tuple(array_data(x, "expand_dims").shape)
     axes = normalize_axis(axis, len(shape) + (1 if isinstance(axis, int) else len(axis)),
                           "expand_dims")
     rest = iter(shape)
@@ -348,7 +344,7 @@ def expand_dims(x: Any, axis: int | tuple = 0) -> Variable:
 
 def squeeze(x: Any, axis: int | tuple | None = None) -> Variable:
     """Remove size-1 dimensions: those in ``axis``, or all of them when ``axis`` is None."""
-    shape = tuple(_data(x).shape)
+    shape = tuple(array_data(x, "squeeze").shape)
     if axis is None:
         axes = tuple(i for i, s in enumerate(shape) if s == 1)
     else:
@@ -379,9 +375,17 @@ def sum_to(x: Any, shape: tuple) -> Variable:
     return SumTo(shape)(x)
 
 
+def _sequence(xs: Any, fname: str) -> list:
+    """``xs`` as a list; a single array or a non-iterable is refused with a TypeError."""
+    if isinstance(xs, Variable) or is_array(xs) or not isinstance(xs, Iterable):
+        raise TypeError(f"{fname}: expected a sequence of Variables/arrays, got "
+                        f"{type(xs).__module__}.{type(xs).__qualname__}")
+    return list(xs)
+
+
 def concat(xs: Sequence, axis: int | None = 0) -> Variable:
     """Join a sequence of Variables/arrays along an existing ``axis`` (None: flatten first)."""
-    xs = list(xs)
+    xs = _sequence(xs, "concat")
     if not xs:
         raise ValueError("concat: needs at least one array")
     if axis is None:
@@ -391,7 +395,7 @@ def concat(xs: Sequence, axis: int | None = 0) -> Variable:
 
 def stack(xs: Sequence, axis: int = 0) -> Variable:
     """Join a sequence of equally shaped Variables/arrays along a new ``axis``."""
-    xs = list(xs)
+    xs = _sequence(xs, "stack")
     if not xs:
         raise ValueError("stack: needs at least one array")
     return Stack(axis)(*xs)
@@ -406,7 +410,7 @@ def unstack(x: Any, axis: int = 0) -> tuple:
 def split(x: Any, indices_or_sections: int | Sequence, axis: int = 0) -> tuple:
     """Split ``x`` along ``axis`` into a tuple of Variables: ``n`` equal parts for an int, or
     at the given increasing split points (as ``numpy.split``)."""
-    shape = tuple(_data(x).shape)
+    shape = tuple(array_data(x, "split").shape)
     axis = normalize_axis(axis, len(shape), "split")[0]
     n = shape[axis]
     if isinstance(indices_or_sections, int):
@@ -426,13 +430,13 @@ def split(x: Any, indices_or_sections: int | Sequence, axis: int = 0) -> tuple:
 
 def get_item(x: Any, key: Any) -> Variable:
     """``x[key]``: slices, integer arrays (repeated indices add up in backward), masks."""
-    return GetItem(_index_key(key, _data(x)))(x)
+    return GetItem(_index_key(key, array_data(x, "get_item")))(x)
 
 
 def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
     """Elements of ``x`` at integer ``indices`` along ``axis`` (may be omitted for 1-D ``x``);
     ``indices`` of any shape replace that axis. Repeated indices add up in backward."""
-    data = _data(x)
+    data = array_data(x, "take")
     if axis is None:
         if data.ndim != 1:
             raise ValueError(f"take: axis is required for an input of shape "

@@ -15,6 +15,7 @@ Parameter on the input's backend and device, or until ``load_state_dict`` fills 
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -80,11 +81,27 @@ def input_place(x: Any) -> tuple:
     return backend_of(data), data.device
 
 
-def check_ndim(layer: Layer, x: Any, ndims: str, ok: bool) -> None:
-    """Refuse an input whose number of dimensions the layer cannot size itself from."""
-    if not ok:
+def layer_input(layer: Layer, x: Any, ndims: str, ok: Callable[[int], bool]) -> Any:
+    """The raw array of input ``x`` (a Variable or an array) whose number of dimensions
+    ``ok`` accepts; anything else is refused with an error naming the layer."""
+    data = x.data if isinstance(x, Variable) else x
+    if not is_array(data):
+        raise TypeError(f"{type(layer).__name__}: expected a Variable or an array, got "
+                        f"{type(x).__module__}.{type(x).__qualname__}")
+    if not ok(data.ndim):
         raise ValueError(f"{type(layer).__name__}: expected {ndims} input, got shape "
-                         f"{tuple(x.shape)}")
+                         f"{tuple(data.shape)}")
+    return data
+
+
+def check_size(owner: str, what: str, v: Any, minimum: int = 1) -> int:
+    """``v`` as an int >= ``minimum`` (a layer size); anything else is refused with an error
+    naming ``owner`` and the argument."""
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+        raise TypeError(f"{owner}: {what} must be an int >= {minimum}, got {v!r}")
+    if v < minimum:
+        raise ValueError(f"{owner}: {what} must be an int >= {minimum}, got {v!r}")
+    return int(v)
 
 
 def input_float_dtype(x: Any, dtype: Any) -> Any:

@@ -17,12 +17,13 @@ from xgrad.core import Variable
 from xgrad.nn.layer import (
     Layer,
     Model,
-    check_ndim,
+    check_size,
     const_array,
     const_init,
     fan_in_scale,
     input_float_dtype,
     input_place,
+    layer_input,
     normal_init,
 )
 
@@ -30,8 +31,17 @@ __all__ = ["Linear", "Conv2d", "Deconv2d", "BatchNorm", "LayerNorm", "Embedding"
            "Dropout", "MLP"]
 
 
-def _pair(v: Any) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
+def _pair(owner: str, what: str, v: Any, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints, each >= ``minimum``, as a pair."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    if len(pair) != 2:
+        raise TypeError(f"{owner}: {what} must be an int or a pair of ints, got {v!r}")
+    return tuple(check_size(owner, what, a, minimum) for a in pair)
+
+
+def _optional_size(owner: str, what: str, v: Any) -> int | None:
+    """None (inferred at the first call) or a checked size."""
+    return None if v is None else check_size(owner, what, v)
 
 
 class Linear(Layer):
@@ -40,6 +50,8 @@ class Linear(Layer):
 
     def __init__(self, out_size: int, in_size: int | None = None, *, nobias: bool = False,
                  dtype: Any = None) -> None:
+        out_size = check_size("Linear", "out_size", out_size)
+        in_size = _optional_size("Linear", "in_size", in_size)
         self.out_size, self.in_size, self.dtype = out_size, in_size, dtype
         if in_size is None:
             self.declare_lazy("W")
@@ -53,9 +65,9 @@ class Linear(Layer):
             self.b = const_init((out_size,), 0.0, dtype, name="b")
 
     def _init(self, x: Any) -> None:
-        check_ndim(self, x, "an (..., in_size)", x.ndim >= 1)
-        place, dt = input_place(x), input_float_dtype(x, self.dtype)
-        in_size = x.shape[-1]
+        data = layer_input(self, x, "an (..., in_size)", lambda n: n >= 1)
+        place, dt = input_place(data), input_float_dtype(data, self.dtype)
+        in_size = data.shape[-1]
         self.W = normal_init((in_size, self.out_size), fan_in_scale(in_size), dt, place, "W")
         if "b" in self._lazy:
             self.b = const_init((self.out_size,), 0.0, dt, place, "b")
@@ -68,9 +80,9 @@ class Linear(Layer):
 
 def _lazy_conv_init(layer: Any, x: Any) -> None:
     """Create a (de)convolution's W (and b) from the first input's channels and placement."""
-    check_ndim(layer, x, "an (N, C, H, W)", x.ndim == 4)
-    place, dt = input_place(x), input_float_dtype(x, layer.dtype)
-    layer.W = layer._new_W(x.shape[1], dt, place)
+    data = layer_input(layer, x, "an (N, C, H, W)", lambda n: n == 4)
+    place, dt = input_place(data), input_float_dtype(data, layer.dtype)
+    layer.W = layer._new_W(data.shape[1], dt, place)
     if not layer.nobias:
         layer.b = const_init((layer.out_channels,), 0.0, dt, place, "b")
 
@@ -82,8 +94,11 @@ class Conv2d(Layer):
     def __init__(self, out_channels: int, kernel_size: int | tuple, stride: int | tuple = 1,
                  pad: int | tuple = 0, *, nobias: bool = False, in_channels: int | None = None,
                  dtype: Any = None) -> None:
-        self.out_channels, self.in_channels = out_channels, in_channels
-        self.kernel_size, self.stride, self.pad = _pair(kernel_size), stride, pad
+        self.out_channels = check_size("Conv2d", "out_channels", out_channels)
+        self.in_channels = in_channels = _optional_size("Conv2d", "in_channels", in_channels)
+        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1)
+        self.stride = _pair("Conv2d", "stride", stride, 1)
+        self.pad = _pair("Conv2d", "pad", pad, 0)
         self.dtype = dtype
         self.nobias = nobias
         if in_channels is None:
@@ -95,7 +110,7 @@ class Conv2d(Layer):
         elif in_channels is None:
             self.declare_lazy("b")
         else:
-            self.b = const_init((out_channels,), 0.0, dtype, name="b")
+            self.b = const_init((self.out_channels,), 0.0, dtype, name="b")
 
     def _new_W(self, c: int, dtype: Any, place: Any) -> Any:
         kh, kw = self.kernel_size
@@ -115,8 +130,11 @@ class Deconv2d(Layer):
     def __init__(self, out_channels: int, kernel_size: int | tuple, stride: int | tuple = 1,
                  pad: int | tuple = 0, *, nobias: bool = False, in_channels: int | None = None,
                  dtype: Any = None) -> None:
-        self.out_channels, self.in_channels = out_channels, in_channels
-        self.kernel_size, self.stride, self.pad = _pair(kernel_size), stride, pad
+        self.out_channels = check_size("Deconv2d", "out_channels", out_channels)
+        self.in_channels = in_channels = _optional_size("Deconv2d", "in_channels", in_channels)
+        self.kernel_size = _pair("Deconv2d", "kernel_size", kernel_size, 1)
+        self.stride = _pair("Deconv2d", "stride", stride, 1)
+        self.pad = _pair("Deconv2d", "pad", pad, 0)
         self.dtype = dtype
         self.nobias = nobias
         if in_channels is None:
@@ -128,7 +146,7 @@ class Deconv2d(Layer):
         elif in_channels is None:
             self.declare_lazy("b")
         else:
-            self.b = const_init((out_channels,), 0.0, dtype, name="b")
+            self.b = const_init((self.out_channels,), 0.0, dtype, name="b")
 
     def _new_W(self, c: int, dtype: Any, place: Any) -> Any:
         kh, kw = self.kernel_size
@@ -155,9 +173,9 @@ class BatchNorm(Layer):
 
     def forward(self, x: Any) -> Any:
         if self.gamma is None or self.avg_mean is None:
-            check_ndim(self, x, "an (N, C, ...)", x.ndim >= 2)
-            place, dt = input_place(x), input_float_dtype(x, self.dtype)
-            c = x.shape[1]
+            data = layer_input(self, x, "an (N, C, ...)", lambda n: n >= 2)
+            place, dt = input_place(data), input_float_dtype(data, self.dtype)
+            c = data.shape[1]
             self.avg_mean = const_array((c,), 0.0, dt, place)
             self.avg_var = const_array((c,), 1.0, dt, place)
             self.gamma = const_init((c,), 1.0, dt, place, "gamma")
@@ -176,6 +194,7 @@ class LayerNorm(Layer):
 
     def __init__(self, size: int | None = None, eps: float = 1e-5, *, dtype: Any = None) -> None:
         self.eps, self.dtype = eps, dtype
+        size = _optional_size("LayerNorm", "size", size)
         if size is None:
             self.declare_lazy("gamma", "beta")
         else:
@@ -184,9 +203,9 @@ class LayerNorm(Layer):
 
     def forward(self, x: Any) -> Any:
         if self.gamma is None:
-            check_ndim(self, x, "an (..., size)", x.ndim >= 1)
-            place, dt = input_place(x), input_float_dtype(x, self.dtype)
-            n = x.shape[-1]
+            data = layer_input(self, x, "an (..., size)", lambda n: n >= 1)
+            place, dt = input_place(data), input_float_dtype(data, self.dtype)
+            n = data.shape[-1]
             self.gamma = const_init((n,), 1.0, dt, place, "gamma")
             self.beta = const_init((n,), 0.0, dt, place, "beta")
         return F.layer_norm(x, self.gamma, self.beta, eps=self.eps)
@@ -196,6 +215,8 @@ class Embedding(Layer):
     """A lookup table: integer ids of any shape -> rows of ``W`` (in_size, out_size), N(0, 1)."""
 
     def __init__(self, in_size: int, out_size: int, *, dtype: Any = None) -> None:
+        in_size = check_size("Embedding", "in_size", in_size)
+        out_size = check_size("Embedding", "out_size", out_size)
         self.W = normal_init((in_size, out_size), 1.0, dtype, name="W")
 
     def forward(self, ids: Any) -> Any:
@@ -222,8 +243,18 @@ class MLP(Model):
 
     def __init__(self, fc_output_sizes: tuple | list, activation: Callable | None = None, *,
                  dtype: Any = None) -> None:
+        if not isinstance(fc_output_sizes, (tuple, list)):
+            raise TypeError(f"MLP: fc_output_sizes must be a tuple or list of layer sizes, got "
+                            f"{fc_output_sizes!r}")
+        if not fc_output_sizes:
+            raise ValueError("MLP: fc_output_sizes must give at least one layer size, got "
+                             f"{fc_output_sizes!r}")
+        sizes = [check_size("MLP", f"fc_output_sizes[{i}]", n)
+                 for i, n in enumerate(fc_output_sizes)]
+        if activation is not None and not callable(activation):
+            raise TypeError(f"MLP: activation must be callable, got {activation!r}")
         self.activation = activation
-        self.layers = [Linear(n, dtype=dtype) for n in fc_output_sizes]
+        self.layers = [Linear(n, dtype=dtype) for n in sizes]
 
     def forward(self, x: Any) -> Any:
         act = self.activation if self.activation is not None else F.sigmoid

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from xgrad import functions as F
-from xgrad.nn.layer import Layer
+from xgrad.nn.layer import Layer, check_size
 from xgrad.nn.layers import Linear
 
 __all__ = ["RNN", "LSTM"]
@@ -32,6 +32,7 @@ class RNN(_Recurrent):
 
     def __init__(self, hidden_size: int, in_size: int | None = None, *,
                  dtype: Any = None) -> None:
+        hidden_size = check_size("RNN", "hidden_size", hidden_size)
         eager = hidden_size if in_size is not None else None
         self.x2h = Linear(hidden_size, in_size=in_size, dtype=dtype)
         self.h2h = Linear(hidden_size, in_size=eager, nobias=True, dtype=dtype)
@@ -51,6 +52,7 @@ class LSTM(_Recurrent):
 
     def __init__(self, hidden_size: int, in_size: int | None = None, *,
                  dtype: Any = None) -> None:
+        hidden_size = check_size("LSTM", "hidden_size", hidden_size)
         H, eager = hidden_size, (hidden_size if in_size is not None else None)
         self.x2f = Linear(H, in_size=in_size, dtype=dtype)
         self.x2i = Linear(H, in_size=in_size, dtype=dtype)
