@@ -548,28 +548,31 @@ class Function:
         except (TypeError, ValueError, IndexError) as e:
             raise _forward_error(self, xs, e) from e
         # NumPy turns 0-d results into scalars; make them arrays of the input's kind again.
-        if isinstance(ys, tuple):
-            outputs = [_new_variable(y if type(y) is type(x0) else get_namespace(x0).asarray(y))
-                       for y in ys]
-        else:
-            outputs = [_new_variable(ys if type(ys) is type(x0)
-                                     else get_namespace(x0).asarray(ys))]
+        if type(ys) is not tuple:  # the common case: one output
+            y = _new_variable(ys if type(ys) is type(x0) else get_namespace(x0).asarray(ys))
+            if _enable_backprop.get():
+                gen = _needs_grad(inputs)
+                if gen >= 0:  # some input needs a gradient: record this call
+                    self.generation = gen
+                    y.creator, y.generation, y.requires_grad = self, gen + 1, True
+                    self.inputs = inputs
+                    self.outputs = (_weakref(y),)
+                    if _anomaly.get():
+                        _record_origin(self)
+            return y
+        outputs = [_new_variable(y if type(y) is type(x0) else get_namespace(x0).asarray(y))
+                   for y in ys]
         if _enable_backprop.get():
-            gen = -1
-            for v in inputs:
-                if v.requires_grad and v.generation > gen:
-                    gen = v.generation
-            if gen >= 0:  # some input needs a gradient: record this call
+            gen = _needs_grad(inputs)
+            if gen >= 0:
                 self.generation = gen
                 for y in outputs:
                     y.creator, y.generation, y.requires_grad = self, gen + 1, True
                 self.inputs = inputs
-                self.outputs = [weakref.ref(y) for y in outputs]
+                self.outputs = tuple(_weakref(y) for y in outputs)
                 if _anomaly.get():
-                    from xgrad.anomaly import record_origin
-
-                    record_origin(self)
-        return outputs[0] if len(outputs) == 1 else outputs
+                    _record_origin(self)
+        return outputs
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -579,6 +582,24 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
+
+
+_weakref = weakref.ref
+
+
+def _needs_grad(inputs: Any) -> int:
+    """The newest generation among inputs that need a gradient, or -1 if none does."""
+    gen = -1
+    for v in inputs:
+        if v.requires_grad and v.generation > gen:
+            gen = v.generation
+    return gen
+
+
+def _record_origin(fn: Function) -> None:
+    from xgrad.anomaly import record_origin  # only under detect_anomaly()
+
+    record_origin(fn)
 
 
 def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
