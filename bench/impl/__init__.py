@@ -1,0 +1,91 @@
+"""One implementation of every workload per library, behind one interface.
+
+Each library's module defines ``Impl``, a subclass of :class:`BaseImpl`, whose builder methods
+(``chain``, ``mlp``, ``matmul_tanh``, ``tanh_chain``, ``cnn``, ``conv2d``) take the host data of
+``bench.workloads.make_data`` and return ``step()``: one forward + backward (+ SGD update),
+returning arrays whose sums are the case's checksum. A worker process imports exactly one module.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+MODULES = {
+    "xgrad": "bench.impl.xgrad_impl",
+    "floor": "bench.impl.floor_impl",
+    "dezero": "bench.impl.dezero_impl",
+    "torch": "bench.impl.torch_impl",
+    "mygrad": "bench.impl.mygrad_impl",
+    "autograd": "bench.impl.autograd_impl",
+}
+PEERS = ("dezero", "torch", "mygrad", "autograd")
+
+Step = Callable[[], Any]
+
+
+class Unsupported(Exception):
+    """This library cannot run this case (or this backend); the table shows the reason."""
+
+
+class BaseImpl:
+    """Backend plumbing shared by the implementations: arrays, synchronisation, GPU memory."""
+
+    name = ""
+    gpu = True  # runs on the cupy backend
+
+    def __init__(self, backend: str) -> None:
+        self.backend = backend
+        self.on_gpu = backend == "cupy"
+        if self.on_gpu and not self.gpu:
+            raise Unsupported(f"{self.name} has no GPU support")
+        if self.on_gpu:
+            import cupy  # imported only for GPU runs
+
+            self.xp: Any = cupy
+        else:
+            import numpy
+
+            self.xp = numpy
+        self._gpu_base = 0
+
+    def version(self) -> str:
+        """The library's version string."""
+        raise NotImplementedError
+
+    def asarray(self, a: Any) -> Any:
+        """Host array ``a`` as an array of this backend (numpy or cupy)."""
+        return self.xp.asarray(a)
+
+    def sync(self) -> None:
+        """Wait for queued device work (no-op on the CPU)."""
+        if self.on_gpu:
+            self.xp.cuda.Device().synchronize()
+
+    def gpu_mem_reset(self) -> None:
+        """Empty the memory pool's cache and remember what stays allocated."""
+        pool = self.xp.get_default_memory_pool()
+        self.sync()
+        pool.free_all_blocks()
+        self._gpu_base = pool.total_bytes()
+
+    def gpu_mem_peak(self) -> int:
+        """Bytes the pool grew by since :meth:`gpu_mem_reset` (the pool keeps freed blocks
+        cached, so its size is the peak of what was live, rounded up to its bins)."""
+        self.sync()
+        return self.xp.get_default_memory_pool().total_bytes() - self._gpu_base
+
+    def build(self, kind: str, data: dict) -> Step:
+        """The step function of workload ``kind`` on ``data``."""
+        fn = getattr(self, kind, None)
+        if fn is None:
+            raise Unsupported(f"{self.name} has no {kind} implementation")
+        return fn(**data)
+
+
+def load(name: str, backend: str) -> BaseImpl:
+    """Import library ``name``'s implementation and instantiate it for ``backend``."""
+    if name not in MODULES:
+        raise ValueError(f"unknown library {name!r}; known: {', '.join(MODULES)}")
+    return importlib.import_module(MODULES[name]).Impl(backend)
