@@ -87,18 +87,18 @@ def _lazy_conv_init(layer: Any, x: Any) -> None:
         layer.b = const_init((layer.out_channels,), 0.0, dt, place, "b")
 
 
-class Conv2d(Layer):
-    """2-D convolution of NCHW input; ``W`` has shape (out_channels, in_channels, KH, KW);
-    with ``in_channels=None`` it is created at the first call."""
+class _Conv(Layer):
+    """What Conv2d and Deconv2d share: sizes, stride, pad and (lazy) parameters."""
 
     def __init__(self, out_channels: int, kernel_size: int | tuple, stride: int | tuple = 1,
                  pad: int | tuple = 0, *, nobias: bool = False, in_channels: int | None = None,
                  dtype: Any = None) -> None:
-        self.out_channels = check_size("Conv2d", "out_channels", out_channels)
-        self.in_channels = in_channels = _optional_size("Conv2d", "in_channels", in_channels)
-        self.kernel_size = _pair("Conv2d", "kernel_size", kernel_size, 1)
-        self.stride = _pair("Conv2d", "stride", stride, 1)
-        self.pad = _pair("Conv2d", "pad", pad, 0)
+        name = type(self).__name__
+        self.out_channels = check_size(name, "out_channels", out_channels)
+        self.in_channels = in_channels = _optional_size(name, "in_channels", in_channels)
+        self.kernel_size = _pair(name, "kernel_size", kernel_size, 1)
+        self.stride = _pair(name, "stride", stride, 1)
+        self.pad = _pair(name, "pad", pad, 0)
         self.dtype = dtype
         self.nobias = nobias
         if in_channels is None:
@@ -113,6 +113,14 @@ class Conv2d(Layer):
             self.b = const_init((self.out_channels,), 0.0, dtype, name="b")
 
     def _new_W(self, c: int, dtype: Any, place: Any) -> Any:
+        raise NotImplementedError
+
+
+class Conv2d(_Conv):
+    """2-D convolution of NCHW input; ``W`` has shape (out_channels, in_channels, KH, KW);
+    with ``in_channels=None`` it is created at the first call."""
+
+    def _new_W(self, c: int, dtype: Any, place: Any) -> Any:
         kh, kw = self.kernel_size
         return normal_init((self.out_channels, c, kh, kw), fan_in_scale(c * kh * kw), dtype,
                            place, "W")
@@ -123,30 +131,9 @@ class Conv2d(Layer):
         return F.conv2d(x, self.W, self.b, self.stride, self.pad)
 
 
-class Deconv2d(Layer):
+class Deconv2d(_Conv):
     """2-D transposed convolution of NCHW input; ``W`` has shape (in_channels, out_channels,
     KH, KW); ``outsize`` picks the output size when the stride leaves a choice."""
-
-    def __init__(self, out_channels: int, kernel_size: int | tuple, stride: int | tuple = 1,
-                 pad: int | tuple = 0, *, nobias: bool = False, in_channels: int | None = None,
-                 dtype: Any = None) -> None:
-        self.out_channels = check_size("Deconv2d", "out_channels", out_channels)
-        self.in_channels = in_channels = _optional_size("Deconv2d", "in_channels", in_channels)
-        self.kernel_size = _pair("Deconv2d", "kernel_size", kernel_size, 1)
-        self.stride = _pair("Deconv2d", "stride", stride, 1)
-        self.pad = _pair("Deconv2d", "pad", pad, 0)
-        self.dtype = dtype
-        self.nobias = nobias
-        if in_channels is None:
-            self.declare_lazy("W")
-        else:
-            self.W = self._new_W(in_channels, dtype, None)
-        if nobias:
-            self.b = None
-        elif in_channels is None:
-            self.declare_lazy("b")
-        else:
-            self.b = const_init((self.out_channels,), 0.0, dtype, name="b")
 
     def _new_W(self, c: int, dtype: Any, place: Any) -> Any:
         kh, kw = self.kernel_size
