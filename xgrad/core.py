@@ -387,28 +387,28 @@ class Variable:
 
     # --- operators ---
     def __add__(self, other: Any) -> Variable:
-        return _F.add(self, other)
+        return _math.Add()(self, other)
 
     def __radd__(self, other: Any) -> Variable:
-        return _F.add(other, self)
+        return _math.Add()(other, self)
 
     def __sub__(self, other: Any) -> Variable:
-        return _F.sub(self, other)
+        return _math.Sub()(self, other)
 
     def __rsub__(self, other: Any) -> Variable:
-        return _F.sub(other, self)
+        return _math.Sub()(other, self)
 
     def __mul__(self, other: Any) -> Variable:
-        return _F.mul(self, other)
+        return _math.Mul()(self, other)
 
     def __rmul__(self, other: Any) -> Variable:
-        return _F.mul(other, self)
+        return _math.Mul()(other, self)
 
     def __truediv__(self, other: Any) -> Variable:
-        return _F.div(self, other)
+        return _math.Div()(self, other)
 
     def __rtruediv__(self, other: Any) -> Variable:
-        return _F.div(other, self)
+        return _math.Div()(other, self)
 
     def __pow__(self, other: Any) -> Variable:
         return _F.pow(self, other)
@@ -423,7 +423,7 @@ class Variable:
         return _F.matmul(other, self)
 
     def __neg__(self) -> Variable:
-        return _F.neg(self)
+        return _math.Neg()(self)
 
     def __pos__(self) -> Variable:
         return self
@@ -538,8 +538,14 @@ class Function:
                 inputs = _to_inputs(self, inputs)
                 break
         x0 = inputs[0].data
-        if len(inputs) == 1:
+        n = len(inputs)
+        if n == 1:
             xs = (x0,)
+        elif n == 2:
+            x1 = inputs[1].data
+            xs = (x0, x1)
+            if type(x1) is not type(x0) or x1.device != x0.device:
+                _check_same_place(self, xs)
         else:
             xs = [v.data for v in inputs]
             _check_same_place(self, xs)
@@ -664,7 +670,7 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
                 if not isinstance(gx, Variable):
                     gx = as_variable(gx)
                 xd, gd = x.data, gx.data
-                if gd.shape != xd.shape or gd.dtype != xd.dtype:
+                if gd.shape != xd.shape or (gd.dtype is not xd.dtype and gd.dtype != xd.dtype):
                     gx = _cast_promoted(f, x, gx)
                     gd = gx.data
                 if x.grad is None:
@@ -702,3 +708,4 @@ def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
 
 # Operators dispatch to the function library, which itself builds on this module.
 from xgrad import functions as _F  # noqa: E402
+from xgrad.functions import math as _math  # noqa: E402  (the operators call its classes)

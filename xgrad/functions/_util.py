@@ -47,9 +47,7 @@ def require_float(fname: str, x: Any) -> None:
                         f"xgrad.asarray(x, dtype=xgrad.float32)")
 
 
-def xp_of(x: Any) -> Any:
-    """The namespace of a raw array (cached per type)."""
-    return get_namespace(x)
+xp_of = get_namespace  # the namespace of a raw array (cached per type)
 
 
 def _is_full_slice(k: Any) -> bool:
