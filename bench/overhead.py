@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import dataclasses
+import datetime
 import pstats
 import shutil
 import sys
@@ -29,7 +30,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: make the checkout importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import child_env, gpu_name  # noqa: E402
+from bench.common import child_env, gpu_name, machine_name, python_version  # noqa: E402
 from bench.prof import instructions_per_step  # noqa: E402
 from bench.run import Worker, run_timed, update_results_md  # noqa: E402
 from bench.workloads import CASES_BY_ID, make_data  # noqa: E402
@@ -43,10 +44,12 @@ def chain_timings(backend: str, peers: list[str], rounds: int, threads: int) -> 
     workers = {}
     skipped = {}
     logdir = Path(tempfile.mkdtemp(prefix="xgrad-overhead-"))
+    versions = {"python": python_version()}
     for lib in ["xgrad", "floor", *peers]:
         w = Worker(lib, backend, env, logdir)
         if w.hello["ok"]:
             workers[lib] = w
+            versions[lib] = w.hello["version"]
         else:
             skipped[lib] = w.hello.get("skip") or w.hello.get("error")
             w.close()
@@ -63,7 +66,8 @@ def chain_timings(backend: str, peers: list[str], rounds: int, threads: int) -> 
     for lib, r in res.items():
         if "median" not in r:
             skipped[lib] = r.get("skip") or r.get("error")
-    return {"libs": out, "skipped": skipped}
+    return {"libs": out, "skipped": skipped, "versions": versions, "rounds": rounds,
+            "machine": machine_name(backend)}
 
 
 def instructions_per_op(lib: str) -> float | None:
@@ -133,7 +137,12 @@ def render(timing: dict, ic: dict, costs: dict, per_op: dict, threads: int) -> s
     """Markdown report of both measurements."""
     libs = timing["libs"]
     floor = libs.get("floor", {}).get("us_per_op")
-    lines = ["| library | us/op (median) | IQR | ratio to floor | ratio to xgrad |",
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [f"Machine `{timing['machine']}`, {when}: workload A (1,000-op chain, forward + "
+             f"backward, shape (1,) float64), one process per library, "
+             f"{timing['rounds']} interleaved rounds. Versions: "
+             + ", ".join(f"{k} {v}" for k, v in timing["versions"].items()) + ".", "",
+             "| library | us/op (median) | IQR | ratio to floor | ratio to xgrad |",
              "|---|---|---|---|---|"]
     x = libs.get("xgrad", {}).get("us_per_op")
     for lib, r in libs.items():

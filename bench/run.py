@@ -22,6 +22,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,13 +139,15 @@ def run_timed(case: Case, workers: dict[str, Worker], quick: bool, budget_s: flo
         batch = max(1, min(2000, round(case.round_s / est)))
         own_rounds = max(1, min(rounds, int(budget_s / (est * batch))))
         plan[lib] = (batch, own_rounds)
-        out[lib] = {"check": r["check"], "times": [], "faults": 0}
+        out[lib] = {"check": r["check"], "times": [], "faults": 0, "rounds": []}
     libs = list(plan)
     for rnd in range(rounds):
         k = rnd % len(libs) if libs else 0
         for lib in libs[k:] + libs[:k]:
             batch, own_rounds = plan[lib]
             if rnd >= own_rounds or "error" in out[lib]:
+                if "rounds" in out[lib]:
+                    out[lib]["rounds"].append(None)
                 continue
             try:
                 r = workers[lib].call(op="time", n=batch)
@@ -155,6 +158,7 @@ def run_timed(case: Case, workers: dict[str, Worker], quick: bool, budget_s: flo
             if r["ok"]:
                 out[lib]["times"] += r["times"]
                 out[lib]["faults"] += r["faults"]
+                out[lib]["rounds"].append(statistics.median(r["times"]))
             else:
                 out[lib] = {"error": r.get("error", "failed")}
     for lib in libs:
@@ -262,15 +266,25 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def paired_ratio(a: dict, b: dict) -> float | None:
+    """Median over rounds of a's / b's round median: each pair ran back to back, so a slow
+    drift in the machine's load cancels out."""
+    pairs = [x / y for x, y in zip(a.get("rounds", ()), b.get("rounds", ())) if x and y]
+    return statistics.median(pairs) if pairs else None
+
+
 def diagnostics(report: dict) -> list[str]:
-    """Per timed case: xgrad / floor by median and minimum, and page faults per step."""
+    """Per timed case: xgrad / floor by median, minimum and paired rounds; page faults."""
     out = []
     for key, c in report["cases"].items():
         x, f = c["libs"].get("xgrad", {}), c["libs"].get("floor", {})
         if c["timed"] and "median" in x and "median" in f:
+            paired = paired_ratio(x, f)
             out.append(f"{key}: median {x['median'] / f['median']:.2f}, "
-                       f"min {x['min'] / f['min']:.2f}; page faults/step xgrad "
-                       f"{x['faults_per_step']:,.0f}, floor {f['faults_per_step']:,.0f}")
+                       f"min {x['min'] / f['min']:.2f}"
+                       + (f", paired rounds {paired:.2f}" if paired else "")
+                       + f"; page faults/step xgrad {x['faults_per_step']:,.0f}, "
+                       f"floor {f['faults_per_step']:,.0f}")
     return out
 
 
@@ -357,8 +371,9 @@ def render(report: dict) -> str:
         lines += [f"| {a} | {b} | {c} |" for a, b, c in tg]
     diag = diagnostics(report)
     if diag:
-        lines += ["", "xgrad / floor by statistic of the timed steps (under load the minimum is "
-                  "the least disturbed), and minor page faults per step:", ""]
+        lines += ["", "xgrad / floor by statistic of the timed steps (under load the minimum and "
+                  "the median of per-round ratios are the least disturbed), and minor page "
+                  "faults per step:", ""]
         lines += [f"- {d}" for d in diag]
     if report["notes"]:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in report["notes"]]

@@ -67,7 +67,8 @@ def test_select():
 
 def _fake_report():
     def timing(t):
-        return {"median": t, "q1": t, "q3": t, "min": t / 2, "n": 9, "faults_per_step": 0.0}
+        return {"median": t, "q1": t, "q3": t, "min": t / 2, "n": 9, "faults_per_step": 0.0,
+                "rounds": [t, None, 2 * t]}
 
     libs = {"xgrad": timing(4e-3), "floor": timing(1e-3), "torch": timing(5e-3),
             "mygrad": {"skip": "mygrad has no GPU support"}}
@@ -93,7 +94,7 @@ def test_report_table_and_targets():
     assert "| A | us/op | 4 (4.00x) | 1 | 5 (5.00x) | skip |" in table
     assert "| E: peak memory | MiB | 130 (1.30x) | 100 |" in table
     text = run.render(report)
-    assert text.count("| A | us/op |") == 1 and "A-chain1k: median 4.00, min 4.00" in text
+    assert text.count("| A | us/op |") == 1 and "A-chain1k: median 4.00, min 4.00, paired rounds 4.00" in text
     verdicts = {t[0]: t[2] for t in run.targets(report)}
     assert verdicts["A: at or below PyTorch eager per op (issue 7)"] == "met"
     assert verdicts["E: peak memory <= 1.2x the floor's (issue 7)"] == "missed by 8.3%"

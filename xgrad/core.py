@@ -557,7 +557,11 @@ class Function:
         if type(ys) is not tuple:  # the common case: one output
             y = _new_variable(ys if type(ys) is type(x0) else get_namespace(x0).asarray(ys))
             if _enable_backprop.get():
-                gen = _needs_grad(inputs)
+                if n == 1:
+                    v = inputs[0]
+                    gen = v.generation if v.requires_grad else -1
+                else:
+                    gen = _needs_grad(inputs)
                 if gen >= 0:  # some input needs a gradient: record this call
                     self.generation = gen
                     y.creator, y.generation, y.requires_grad = self, gen + 1, True
