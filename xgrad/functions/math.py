@@ -195,7 +195,19 @@ class Sin(Function):
         return xp_of(x).sin(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * cos(self.inputs[0])
+        return SinGrad()(self.inputs[0], gy)
+
+
+class SinGrad(Function):
+    """gy * cos(x), sin's backward fused: one node instead of two."""
+
+    def forward(self, x: Any, gy: Any) -> Any:
+        return gy * xp_of(x).cos(x)
+
+    def backward(self, g: Variable) -> tuple:
+        x, gy = self.inputs
+        gx = -(g * gy * sin(x)) if x.requires_grad else None
+        return gx, (SinGrad()(x, g) if gy.requires_grad else None)
 
 
 class Cos(Function):
@@ -204,7 +216,19 @@ class Cos(Function):
         return xp_of(x).cos(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return -(gy * sin(self.inputs[0]))
+        return CosGrad()(self.inputs[0], gy)
+
+
+class CosGrad(Function):
+    """-gy * sin(x), cos's backward fused: one node instead of three."""
+
+    def forward(self, x: Any, gy: Any) -> Any:
+        return -(gy * xp_of(x).sin(x))
+
+    def backward(self, g: Variable) -> tuple:
+        x, gy = self.inputs
+        gx = -(g * gy * cos(x)) if x.requires_grad else None
+        return gx, (CosGrad()(x, g) if gy.requires_grad else None)
 
 
 class Tan(Function):
