@@ -48,7 +48,7 @@ _FLOAT_DTYPES: dict[int, tuple] = {}
 def _lookup_namespace(t: type, x: Any) -> Any:
     ns = None
     if not isinstance(x, numbers.Number) and hasattr(x, "shape") and hasattr(x, "dtype"):
-        # NumPy scalars (np.float64, np.bool_) carry __array_namespace__ but are not arrays.
+        # NumPy scalars (numpy.float64, numpy.bool_) carry __array_namespace__ but are not arrays.
         generic = t.__module__ == "numpy" and not any(c.__name__ == "ndarray" for c in t.__mro__)
         if not generic:
             try:
@@ -78,7 +78,7 @@ def get_namespace(x: Any) -> Any:
 
 
 def _rearray(x: Any) -> Any:
-    """NumPy turns 0-d results into scalars (np.float64); make such a result an array again."""
+    """NumPy turns 0-d results into scalars (numpy.float64); make such a result an array again."""
     if is_array(x):
         return x
     try:

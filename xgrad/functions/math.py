@@ -452,7 +452,7 @@ subtract, multiply, divide, negative = sub, mul, div, neg
 
 def pow(x0: Any, x1: Any) -> Variable:  # noqa: A001 - the standard's name
     """x0 ** x1; a number exponent is a constant (a NumPy scalar counts as the Python
-    number it holds, so float32 ** np.float64(2) stays float32)."""
+    number it holds, so float32 ** numpy.float64(2) stays float32)."""
     if isinstance(x1, Number) and not isinstance(x1, bool):
         c = int(x1) if isinstance(x1, Integral) else float(x1) if isinstance(x1, Real) else x1
         return PowScalar(c)(x0)
