@@ -533,6 +533,10 @@ class Function:
     generation: int
 
     def __call__(self, *inputs: Any) -> Any:
+        # 1. inputs as Variables (arrays and scalars become constants); 2. check that they share
+        # namespace and device; 3. forward on the raw arrays; 4. wrap the outputs; 5. record the
+        # graph if gradients are on and some input needs one. One- and two-input calls and
+        # one-output results take the short paths: this method is the engine's per-op cost.
         for a in inputs:
             if not isinstance(a, Variable):
                 inputs = _to_inputs(self, inputs)
