@@ -34,7 +34,7 @@ from xgrad.core import (
 )
 from xgrad.creation import _dtype_name
 from xgrad.io import StateError
-from xgrad.nn.layer import Layer, _place_like
+from xgrad.nn.layer import Layer, _loaded_like, _place_like
 
 __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "AdamW",
            "WeightDecay", "ClipGrad", "FreezeParam"]
@@ -283,13 +283,7 @@ class Optimizer:
                     st[slot] = int(backend_of(a).to_host(a))
                     continue
                 if p is not None:
-                    if tuple(a.shape) != tuple(p.shape):
-                        raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
-                                         f"{tuple(p.shape)} for the parameter")
-                    if _dtype_name(a.dtype) != _dtype_name(p.dtype):
-                        raise StateError(f"key {key!r}: dtype {_dtype_name(a.dtype)} in the "
-                                         f"file, {_dtype_name(p.dtype)} for the parameter")
-                    st[slot] = _place_like(a, p.data)
+                    st[slot] = _loaded_like(key, a, p.data, "the parameter")
                 else:
                     st[slot] = backend_of(a).to_host(a)
             if p is not None:

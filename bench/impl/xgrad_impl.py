@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.impl import BaseImpl, Step, Unsupported
+from bench.impl import BaseImpl, Step
 
 
 class Impl(BaseImpl):
@@ -24,11 +24,8 @@ class Impl(BaseImpl):
         return self.xgrad.__version__
 
     def fn(self, name: str) -> Any:
-        """``xgrad.functions.<name>``, or Unsupported while it is not written yet."""
-        f = getattr(self.F, name, None)
-        if f is None:
-            raise Unsupported(f"xgrad.functions has no {name} yet")
-        return f
+        """``xgrad.functions.<name>``."""
+        return getattr(self.F, name)
 
     def _params(self, params: list) -> list:
         return [self.xgrad.Parameter(self.asarray(p)) for p in params]

@@ -44,6 +44,18 @@ def _place_like(a: Any, ref: Any) -> Any:
     return out
 
 
+def _loaded_like(key: str, a: Any, ref: Any, owner: str) -> Any:
+    """Array ``a`` read from a state file for ``key``, checked against ``ref`` (same shape and
+    dtype) and copied onto ``ref``'s backend/device; ``owner`` is "the model", "the parameter"."""
+    if tuple(a.shape) != tuple(ref.shape):
+        raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
+                         f"{tuple(ref.shape)} in {owner}")
+    if _dtype_name(a.dtype) != _dtype_name(ref.dtype):
+        raise StateError(f"key {key!r}: dtype {_dtype_name(a.dtype)} in the file, "
+                         f"{_dtype_name(ref.dtype)} in {owner}")
+    return _place_like(a, ref)
+
+
 def normal_init(shape: tuple, scale: float, dtype: Any = None, place: tuple | None = None,
                 name: str | None = None) -> Parameter:
     """A Parameter of samples from N(0, scale^2), drawn from the backend's generator
@@ -370,13 +382,7 @@ class Layer:
                 raise StateError(f"key {key!r}: expected an array, got {type(a).__name__}")
             if e.value is not None:
                 ref = e.value.data if isinstance(e.value, Variable) else e.value
-                if tuple(a.shape) != tuple(ref.shape):
-                    raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
-                                     f"{tuple(ref.shape)} in the model")
-                if _dtype_name(a.dtype) != _dtype_name(ref.dtype):
-                    raise StateError(f"key {key!r}: dtype {_dtype_name(a.dtype)} in the file, "
-                                     f"{_dtype_name(ref.dtype)} in the model")
-                new = _place_like(a, ref)
+                new = _loaded_like(key, a, ref, "the model")
             else:
                 if e.kind == "param" and not is_float_dtype(a):
                     raise StateError(f"key {key!r}: a parameter needs a floating dtype, got "
