@@ -21,8 +21,11 @@ The API:
 
 from __future__ import annotations
 
+import io
+import math
 import os
 import secrets
+import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
@@ -128,27 +131,201 @@ def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
     _fsync_dir(folder)
 
 
-def load(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array in the ``.npz`` file ``path`` as host NumPy arrays (never unpickles).
-    A corrupt or truncated file raises :class:`StateError` naming the file (and the key)."""
-    path = os.fspath(path)
+_MAX_BYTES = 1 << 28  # what load() inflates without a target: 256 MiB unless raised
+_CHUNK = 1 << 20  # bytes read from a member at a time
+_HEADER_MAX = 1 << 16  # a .npy header longer than this is not one np.save wrote
+_NPY_MAGIC = b"\x93NUMPY"
+_READ_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, TypeError, EOFError,
+                OSError, zlib.error, KeyError, IndexError, RuntimeError, NotImplementedError,
+                MemoryError, OverflowError, RecursionError, SyntaxError, struct.error)
+
+
+class _Member:
+    """One array of an archive as its ``.npy`` header declares it (no data read yet)."""
+
+    __slots__ = ("key", "info", "shape", "dtype", "fortran", "offset", "count")
+
+    def __init__(self, key: str, info: zipfile.ZipInfo, shape: tuple, dtype: np.dtype,
+                 fortran: bool, offset: int) -> None:
+        self.key, self.info, self.shape, self.dtype = key, info, shape, dtype
+        self.fortran, self.offset = fortran, offset
+        self.count = math.prod(shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.dtype.itemsize
+
+
+def _read_exact(f: Any, n: int, what: str) -> bytes:
+    data = f.read(n)
+    if len(data) != n:
+        raise EOFError(f"the member ends inside its {what}")
+    return data
+
+
+def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> _Member:
+    """Read and check the ``.npy`` header of member ``info``; reads no array data."""
+    if info.flag_bits & 0x1:
+        raise StateError("the member is encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise StateError(f"compression method {info.compress_type} is not one .npz uses "
+                         f"(stored or deflated)")
+    if info.is_dir():
+        raise StateError("not a .npy array (a folder entry)")
+    with zf.open(info) as f:
+        magic = f.read(8)
+        if len(magic) != 8 or magic[:6] != _NPY_MAGIC:
+            raise StateError("not a .npy array")
+        version = (magic[6], magic[7])
+        if version not in ((1, 0), (2, 0)):
+            raise StateError(f".npy format version {version} is not supported")
+        size_field = _read_exact(f, 2 if version == (1, 0) else 4, "header")
+        hlen = int.from_bytes(size_field, "little")
+        if hlen > _HEADER_MAX:
+            raise StateError(f"the .npy header claims {hlen} bytes; refusing to read it")
+        raw = _read_exact(f, hlen, "header")
+        reader = np.lib.format.read_array_header_1_0 if version == (1, 0) \
+            else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = reader(io.BytesIO(size_field + raw))
+    if dtype.hasobject:
+        raise StateError("dtype object needs pickle, which xgrad.io never loads")
+    if dtype.kind not in "biufc" or dtype.fields is not None or dtype.subdtype is not None \
+            or dtype.itemsize == 0:
+        raise StateError(f"dtype {dtype.str} is not a plain numeric dtype")
+    if any(d < 0 for d in shape):
+        raise StateError(f"negative dimension in shape {shape}")
+    m = _Member(key, info, tuple(shape), dtype, bool(fortran), 8 + len(size_field) + hlen)
+    if info.file_size != m.offset + m.nbytes:
+        raise StateError(f"the header declares shape {m.shape} of {dtype.name} "
+                         f"({m.nbytes} bytes), but the member holds "
+                         f"{info.file_size - m.offset} bytes of data")
+    return m
+
+
+def _scan(zf: zipfile.ZipFile, where: list) -> dict[str, _Member]:
+    """Every member's header, by key (the name without ``.npy``); duplicate keys refused."""
+    out: dict[str, _Member] = {}
+    for info in zf.infolist():
+        name = info.filename
+        key = name[:-4] if name.endswith(".npy") else name
+        where[0] = key
+        if key in out:
+            raise StateError(f"the archive holds {key!r} twice ({out[key].info.filename!r} "
+                             f"and {name!r}); refusing to guess which one is meant")
+        out[key] = _header(zf, info, key)
+    where[0] = None
+    return out
+
+
+def _read(zf: zipfile.ZipFile, m: _Member) -> np.ndarray:
+    """The array of member ``m`` (header already checked), in native byte order."""
+    flat = np.empty(m.count, dtype=m.dtype)
+    buf = memoryview(flat.view(np.uint8))
+    total = m.nbytes
+    with zf.open(m.info) as f:
+        _read_exact(f, m.offset, "header")
+        pos = 0
+        while pos < total:
+            chunk = f.read(min(_CHUNK, total - pos))
+            if not chunk:
+                raise EOFError("the member ends inside its data")
+            buf[pos:pos + len(chunk)] = chunk
+            pos += len(chunk)
+        if f.read(1):  # also makes zipfile check the CRC of the whole member
+            raise StateError("data after the end of the array")
+    del buf
+    if not m.dtype.isnative:  # e.g. big-endian data: swap in place, then view as native
+        flat.byteswap(inplace=True)
+        flat = flat.view(m.dtype.newbyteorder("="))
+    return flat.reshape(m.shape[::-1]).T if m.fortran else flat.reshape(m.shape)
+
+
+def _precheck(path: str, fname: str) -> None:
     if not os.path.exists(path):
-        raise FileNotFoundError(f"xgrad.io.load: no such file: {path!r}")
+        raise FileNotFoundError(f"xgrad.io.{fname}: no such file: {path!r}")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"xgrad.io.{fname}: {path!r} is a folder, not an .npz file")
     if not zipfile.is_zipfile(path):
         raise StateError(f"{path}: not an .npz archive (corrupt, truncated, or another format)")
-    out: dict[str, np.ndarray] = {}
-    key = None
+
+
+def _wrap(path: str, where: list, e: Exception) -> StateError:
+    """``e`` (raised while reading ``path``) as a StateError naming the file and key."""
+    if isinstance(e, StateError) and str(e).startswith(path + ":"):
+        return e
+    what = f"key {where[0]!r}" if where[0] is not None else "archive"
+    return StateError(f"{path}: cannot read {what}: {e}")
+
+
+def _too_big(path: str, nbytes: int, max_bytes: int, what: str) -> StateError:
+    return StateError(f"{path}: {what} would take {nbytes} bytes of memory, more than "
+                      f"max_bytes={max_bytes}; pass a larger max_bytes (or None) if you "
+                      f"trust this file")
+
+
+def load(path: str | os.PathLike, *, max_bytes: int | None = _MAX_BYTES
+         ) -> dict[str, np.ndarray]:
+    """Every array in the ``.npz`` file ``path`` as host NumPy arrays in native byte order
+    (never unpickles). The headers are checked first: if the arrays would take more than
+    ``max_bytes`` (default 256 MiB; None: no limit) nothing is inflated. A corrupt, truncated
+    or oversized file raises :class:`StateError` naming the file (and the key)."""
+    path = os.fspath(path)
+    _precheck(path, "load")
+    where: list = [None]
     try:
-        with np.load(path, allow_pickle=False) as f:
-            for key in f.files:
-                a = f[key]
-                if not isinstance(a, np.ndarray):  # a zip member that is not a .npy array
-                    raise ValueError("not a .npy array")
-                out[key] = a
-    except (zipfile.BadZipFile, ValueError, EOFError, OSError, zlib.error, KeyError) as e:
-        where = f"key {key!r}" if key is not None else "archive"
-        raise StateError(f"{path}: cannot read {where}: {e}") from e
-    return out
+        with zipfile.ZipFile(path) as zf:
+            members = _scan(zf, where)
+            total = sum(m.nbytes for m in members.values())
+            if max_bytes is not None and total > max_bytes:
+                raise _too_big(path, total, max_bytes, f"its {len(members)} arrays")
+            out = {}
+            for key, m in members.items():
+                where[0] = key
+                out[key] = _read(zf, m)
+            return out
+    except _READ_ERRORS as e:
+        raise _wrap(path, where, e) from e
+
+
+def _spec(obj: Any, prefix: str, out: dict[str, tuple | None]) -> None:
+    """What a file may hold for ``obj``: key -> (shape, dtype name or None), or None where
+    the target does not fix the size (a parameter not created yet)."""
+    if hasattr(obj, "_state_spec"):
+        out.update((prefix + k, v) for k, v in obj._state_spec().items())
+    elif isinstance(obj, Mapping):
+        for k, v in obj.items():
+            _spec(v, f"{prefix}{k}/", out)
+    else:
+        raise TypeError(f"xgrad.io.load_into: cannot load into a {type(obj).__name__}; "
+                        f"expected a Layer, an optimizer or a mapping of them")
+
+
+def _check_headers(path: str, members: dict[str, _Member], spec: dict[str, tuple | None],
+                   strict: bool, max_bytes: int | None) -> list[_Member]:
+    """The members to read, once every header fits the target; nothing is inflated before."""
+    unexpected = [k for k in members if k not in spec]
+    if strict and unexpected:
+        raise StateError(f"{path}: unexpected keys {unexpected[:10]}")
+    wanted, unbounded = [], 0
+    for key, m in members.items():
+        if key not in spec:
+            continue
+        want = spec[key]
+        if want is None:
+            unbounded += m.nbytes
+        else:
+            shape, dtype = want
+            if m.shape != tuple(shape):
+                raise StateError(f"{path}: key {key!r}: shape {m.shape} in the file, "
+                                 f"{tuple(shape)} in the target")
+            got = m.dtype.newbyteorder("=").name
+            if dtype is not None and got != dtype:
+                raise StateError(f"{path}: key {key!r}: dtype {got} in the file, {dtype} in "
+                                 f"the target")
+        wanted.append(m)
+    if max_bytes is not None and unbounded > max_bytes:
+        raise _too_big(path, unbounded, max_bytes, "the arrays of parameters not created yet")
+    return wanted
 
 
 def _prepare(obj: Any, state: Mapping[str, Any], strict: bool, prefix: str) -> list[Callable]:
@@ -172,13 +349,29 @@ def _prepare(obj: Any, state: Mapping[str, Any], strict: bool, prefix: str) -> l
     return commits
 
 
-def load_into(obj: Any, path: str | os.PathLike, *, strict: bool = True) -> Any:
+def load_into(obj: Any, path: str | os.PathLike, *, strict: bool = True,
+              max_bytes: int | None = _MAX_BYTES) -> Any:
     """Load the file ``path`` into ``obj`` (a Layer, an optimizer, or a mapping of them as
-    given to :func:`save`) and return ``obj``. Everything is checked before anything is
-    assigned: on a mismatch (``strict``: also a missing or unexpected key) ``obj`` is unchanged
-    and :class:`StateError` names the file and the key."""
+    given to :func:`save`) and return ``obj``. Every header is checked against ``obj`` before
+    any data are inflated, and everything is checked before anything is assigned: on a
+    mismatch (``strict``: also a missing or unexpected key) ``obj`` is unchanged and
+    :class:`StateError` names the file and the key. ``max_bytes`` bounds the arrays whose
+    size ``obj`` does not fix (parameters not created yet; default 256 MiB, None: no limit);
+    with ``strict=False`` keys ``obj`` does not know are skipped unread."""
     path = os.fspath(path)
-    arrays = load(path)
+    spec: dict[str, tuple | None] = {}
+    _spec(obj, "", spec)
+    _precheck(path, "load_into")
+    where: list = [None]
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = _scan(zf, where)
+            arrays = {}
+            for m in _check_headers(path, members, spec, strict, max_bytes):
+                where[0] = m.key
+                arrays[m.key] = _read(zf, m)
+    except _READ_ERRORS as e:
+        raise _wrap(path, where, e) from e
     try:
         commits = _prepare(obj, arrays, strict, "")
     except StateError as e:

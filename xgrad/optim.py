@@ -34,7 +34,7 @@ from xgrad.core import (
 )
 from xgrad.creation import _dtype_name
 from xgrad.io import StateError
-from xgrad.nn.layer import Layer, _loaded_like, _place_like
+from xgrad.nn.layer import Layer, _loaded_like, _native, _place_like
 
 __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "AdamW",
            "WeightDecay", "ClipGrad", "FreezeParam"]
@@ -82,6 +82,7 @@ class Optimizer:
 
     _hyper: tuple[str, ...] = ("lr",)
     _slots: tuple[str, ...] = ()
+    _nonneg_slots: tuple[str, ...] = ()  # running sums of squares: a negative one is corrupt
     _counts_steps = False
 
     def __init__(self, **hyper: Any) -> None:
@@ -229,6 +230,34 @@ class Optimizer:
         :class:`~xgrad.io.StateError` and leave the optimizer unchanged."""
         self._prepare_load(state, strict)()
 
+    def _param_entries(self) -> dict[str, Parameter | None]:
+        """The target's parameters by name (None: declared lazily, not created yet)."""
+        if isinstance(self.target, Layer):
+            return {e.name: e.value for e in self.target._entries() if e.kind == "param"}
+        return dict(self._named_params())
+
+    def _state_spec(self) -> dict[str, tuple | None]:
+        """What a state file may hold: key -> (shape, dtype name or None), None where the
+        parameter is not created yet; read before any data (see ``xgrad.io.load_into``)."""
+        out: dict[str, tuple | None] = {f"hyper/{k}": ((), None) for k in self._hyper}
+        for name, p in self._param_entries().items():
+            for s in self._slots:
+                out[f"{name}/{s}"] = None if p is None else \
+                    (tuple(p.shape), _dtype_name(p.dtype))
+            if self._counts_steps:
+                out[f"{name}/step"] = ((), None)
+        return out
+
+    def _check_values(self, key: str, slot: str, a: Any) -> None:
+        """Loaded state must be finite (and non-negative for sums of squares): a NaN moment
+        would turn every later update of its parameter into NaN."""
+        xp = get_namespace(a)
+        if not bool(xp.all(xp.isfinite(a))):
+            raise StateError(f"key {key!r}: {type(self).__name__} state holds NaN or Inf")
+        if slot in self._nonneg_slots and not bool(xp.all(a >= 0)):
+            raise StateError(f"key {key!r}: {type(self).__name__} state {slot!r} is a running "
+                             f"sum of squares and cannot be negative")
+
     def _prepare_load(self, state: Mapping[str, Any], strict: bool = True,
                       prefix: str = "") -> Callable[[], None]:
         """Validate ``state`` and convert its arrays; return the function that assigns them."""
@@ -256,10 +285,7 @@ class Optimizer:
         if strict and missing_h:
             raise StateError(f"{cls} state does not match: missing keys "
                              f"{[prefix + k for k in missing_h]}")
-        if isinstance(self.target, Layer):
-            entries = {e.name: e.value for e in self.target._entries() if e.kind == "param"}
-        else:
-            entries = dict(self._named_params())
+        entries = self._param_entries()
         wanted = set(self._slots) | ({"step"} if self._counts_steps else set())
         new_state: dict = {}
         pending: dict = {}
@@ -278,14 +304,20 @@ class Optimizer:
                 if slot not in wanted:
                     raise StateError(f"key {key!r}: {cls} keeps no {slot!r} state")
                 if slot == "step":
-                    if a.ndim != 0 or is_float_dtype(a):
-                        raise StateError(f"key {key!r}: expected an integer scalar")
-                    st[slot] = int(backend_of(a).to_host(a))
+                    st[slot] = _loaded_step(key, a)
                     continue
                 if p is not None:
                     st[slot] = _loaded_like(key, a, p.data, "the parameter")
                 else:
-                    st[slot] = backend_of(a).to_host(a)
+                    st[slot] = _native(backend_of(a).to_host(a))
+                    if not is_float_dtype(st[slot]):
+                        raise StateError(f"key {key!r}: a {cls} state needs a floating dtype, "
+                                         f"got {_dtype_name(a.dtype)}")
+                self._check_values(key, slot, st[slot])
+            shapes = {tuple(v.shape) for k, v in st.items() if k != "step"}
+            if p is None and len(shapes) > 1:
+                raise StateError(f"keys {prefix}{name}/...: the slots of one parameter have "
+                                 f"different shapes {sorted(shapes)}")
             if p is not None:
                 new_state[p] = st
             else:
@@ -298,6 +330,17 @@ class Optimizer:
             self._pending = pending
 
         return commit
+
+
+def _loaded_step(key: str, a: Any) -> int:
+    """A loaded step counter: a non-negative integer scalar (Adam divides by 1 - beta**step)."""
+    if a.ndim != 0 or not get_namespace(a).isdtype(a.dtype, "integral"):
+        raise StateError(f"key {key!r}: expected an integer scalar, got dtype "
+                         f"{_dtype_name(a.dtype)} shape {tuple(a.shape)}")
+    step = int(backend_of(a).to_host(a))
+    if step < 0:
+        raise StateError(f"key {key!r}: the step count cannot be negative, got {step}")
+    return step
 
 
 class SGD(Optimizer):
@@ -332,6 +375,7 @@ class AdaGrad(Optimizer):
 
     _hyper = ("lr", "eps")
     _slots = ("h",)
+    _nonneg_slots = ("h",)
 
     def __init__(self, lr: float = 0.001, eps: float = 1e-8) -> None:
         super().__init__(lr=lr, eps=eps)
@@ -351,6 +395,7 @@ class AdaDelta(Optimizer):
 
     _hyper = ("rho", "eps")
     _slots = ("msg", "msdx")
+    _nonneg_slots = ("msg", "msdx")
 
     def __init__(self, rho: float = 0.95, eps: float = 1e-6) -> None:
         super().__init__(rho=rho, eps=eps)
@@ -374,6 +419,7 @@ class Adam(Optimizer):
 
     _hyper = ("lr", "beta1", "beta2", "eps")
     _slots = ("m", "v")
+    _nonneg_slots = ("v",)
     _counts_steps = True
 
     def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999,

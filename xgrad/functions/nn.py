@@ -346,10 +346,14 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
         if v is not None and not isinstance(v, Variable):
             raise TypeError(f"batch_norm: {name} must be a Variable (its .data is replaced by "
                             f"the updated statistic) or None, got {type(v).__name__}")
+    m = xd.size // c if c else 0  # samples per channel
+    if m == 1:  # the batch variance would be 0: zeros out, running_var dragged to 0
+        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+                         f"got input of shape {tuple(xd.shape)} ({c} channels, 1 value each); "
+                         f"use a larger batch or xgrad.test_mode()")
     f = Normalize((0,) + tuple(range(2, xd.ndim)), eps)
     y = f(x, g, b)
     xp = xp_of(xd)
-    m = xd.size // c if c else 0  # samples per channel
     if m == 0:  # an empty batch has no statistics: the running averages stay as they are
         return y
     if running_mean is not None:

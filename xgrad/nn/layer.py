@@ -44,9 +44,19 @@ def _place_like(a: Any, ref: Any) -> Any:
     return out
 
 
+def _native(a: Any) -> Any:
+    """Host array ``a`` in native byte order (a big-endian file read on a little-endian
+    machine holds valid values that no backend computes with as they are)."""
+    dt = a.dtype
+    if getattr(dt, "isnative", True):
+        return a
+    return a.astype(dt.newbyteorder("="))  # numpy-ok: only host arrays have a byte order
+
+
 def _loaded_like(key: str, a: Any, ref: Any, owner: str) -> Any:
     """Array ``a`` read from a state file for ``key``, checked against ``ref`` (same shape and
     dtype) and copied onto ``ref``'s backend/device; ``owner`` is "the model", "the parameter"."""
+    a = _native(a)
     if tuple(a.shape) != tuple(ref.shape):
         raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
                          f"{tuple(ref.shape)} in {owner}")
@@ -342,6 +352,16 @@ class Layer:
         and device of the layer's other parameters (or the current default backend)."""
         self._prepare_load(state, strict)()
 
+    def _state_spec(self) -> dict[str, tuple | None]:
+        """What a state file may hold: name -> (shape, dtype name), None for an entry not
+        created yet (any shape); read before any data so that a file cannot make us inflate
+        arrays the model has no room for."""
+        out: dict[str, tuple | None] = {}
+        for e in self._entries():
+            v = e.value.data if isinstance(e.value, Variable) else e.value
+            out[e.name] = None if v is None else (tuple(v.shape), _dtype_name(v.dtype))
+        return out
+
     def _prepare_load(self, state: Mapping[str, Any], strict: bool = True,
                       prefix: str = "") -> Callable[[], None]:
         """Validate ``state`` and convert its arrays; return the function that assigns them."""
@@ -380,6 +400,7 @@ class Layer:
             a = a.data if isinstance(a, Variable) else a
             if not is_array(a):
                 raise StateError(f"key {key!r}: expected an array, got {type(a).__name__}")
+            a = _native(a)
             if e.value is not None:
                 ref = e.value.data if isinstance(e.value, Variable) else e.value
                 new = _loaded_like(key, a, ref, "the model")
