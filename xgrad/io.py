@@ -21,10 +21,13 @@ The API:
 
 from __future__ import annotations
 
+import errno
 import io
 import math
 import os
+import re
 import secrets
+import stat
 import struct
 import zipfile
 import zlib
@@ -32,6 +35,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks, so no temporary file is provably stale
+    fcntl = None  # type: ignore[assignment]
 
 from xgrad.backends import backend_of
 from xgrad.core import Variable, XgradError, is_array
@@ -92,28 +100,98 @@ def _fsync_dir(folder: str) -> None:
         os.close(fd)
 
 
-def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
-    """Write ``obj`` (a Layer, an optimizer, or a mapping of them / of arrays) to ``path`` as
-    an ``.npz`` archive, atomically (temporary file, fsync, rename). ``path`` is used as given
-    (no suffix is added)."""
-    path = os.fspath(path)
-    arrays: dict[str, np.ndarray] = {}
-    _flatten(obj, "", arrays)
-    folder = os.path.dirname(os.path.abspath(path))
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def _why(e: OSError, path: str, folder: str) -> str:
+    """What went wrong when creating a file next to ``path``, in the user's terms."""
+    if os.path.isdir(path):
+        return "it is a folder; give the name of a file to write"
+    if isinstance(e, FileNotFoundError):
+        return f"no such folder {folder!r}" if not os.path.isdir(folder) \
+            else f"files cannot be created in the folder {folder!r}"
+    if isinstance(e, NotADirectoryError):
+        return "a part of the path is a file, not a folder"
+    if isinstance(e, PermissionError):
+        return f"no permission to create files in the folder {folder!r}"
+    return e.strerror or str(e)
+
+
+def _lock(fd: int) -> bool:
+    """Take the exclusive lock of the temporary file ``fd`` without waiting; False if a
+    live writer holds it. Where files cannot be locked, nothing is provably stale."""
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_stale(folder: str, base: str, own: str) -> None:
+    """Delete temporaries that interrupted saves of ``base`` left in ``folder``: our name
+    pattern, a plain file, and not locked by a live writer (every writer holds its lock
+    until the rename)."""
+    pattern = re.compile(r"\." + re.escape(base) + r"\.[0-9a-f]{12}\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if name == own or not pattern.fullmatch(name):
+            continue
+        p = os.path.join(folder, name)
+        try:
+            fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if stat.S_ISREG(os.fstat(fd).st_mode) and _lock(fd):
+                if os.path.samestat(os.fstat(fd), os.lstat(p)):
+                    os.remove(p)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def _create_temp(path: str, folder: str) -> tuple[str, int]:
+    """A new, locked temporary file beside ``path``: its name and descriptor."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
         tmp = os.path.join(folder, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
         try:
             fd = os.open(tmp, flags, 0o666)  # 0o666 & ~umask, like a file open() creates
-            break
         except FileExistsError:
             continue
         except OSError as e:  # name the target, not the temporary file next to it
-            why = f"no such folder {folder!r}" if isinstance(e, FileNotFoundError) \
-                else e.strerror
-            raise type(e)(e.errno, f"xgrad.io.save: cannot write {path!r}: {why}") from None
+            raise type(e)(e.errno, f"xgrad.io.save: cannot write {path!r}: "
+                                   f"{_why(e, path, folder)}") from None
+        if fcntl is not None and not _lock(fd):  # a cleaner holds it and will remove it
+            os.close(fd)
+            continue
+        try:  # a cleaner may have taken it between open and lock: then take another name
+            if os.path.samestat(os.fstat(fd), os.lstat(tmp)):
+                return tmp, fd
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
+    """Write ``obj`` (a Layer, an optimizer, or a mapping of them / of arrays) to ``path`` as
+    an ``.npz`` archive, atomically (temporary file, fsync, rename). ``path`` is used as given
+    (no suffix is added). Temporary files that killed saves of ``path`` left behind are
+    removed."""
+    path = os.fspath(path)
+    arrays: dict[str, np.ndarray] = {}
+    _flatten(obj, "", arrays)
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"xgrad.io.save: cannot write {path!r}: it is "
+                                              f"a folder; give the name of a file to write")
+    tmp, fd = _create_temp(path, folder)
     try:
-        with os.fdopen(fd, "wb") as f:
+        _remove_stale(folder, os.path.basename(path), os.path.basename(tmp))
+        with os.fdopen(fd, "wb", closefd=False) as f:  # fd (and its lock) stays open
             method = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
             with zipfile.ZipFile(f, "w", compression=method, allowZip64=True) as zf:
                 for k, a in arrays.items():
@@ -121,13 +199,19 @@ def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
                         np.lib.format.write_array(member, a, allow_pickle=False)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as e:
+            raise type(e)(e.errno, f"xgrad.io.save: cannot write {path!r}: "
+                                   f"{_why(e, path, folder)}") from None
     except BaseException:
         try:
             os.remove(tmp)
         except OSError:
             pass
         raise
+    finally:
+        os.close(fd)
     _fsync_dir(folder)
 
 
@@ -165,11 +249,16 @@ def _read_exact(f: Any, n: int, what: str) -> bytes:
 
 def _header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> _Member:
     """Read and check the ``.npy`` header of member ``info``; reads no array data."""
-    if info.flag_bits & 0x1:
+    if info.flag_bits & 0x2041:  # bits 0, 6, 13: encrypted, strongly encrypted, masked header
         raise StateError("the member is encrypted")
     if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
         raise StateError(f"compression method {info.compress_type} is not one .npz uses "
                          f"(stored or deflated)")
+    if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size \
+            or info.header_offset + 30 + len(info.orig_filename) + info.compress_size \
+            > getattr(zf, "start_dir", math.inf):
+        raise StateError(f"the sizes in the zip directory ({info.compress_size} bytes "
+                         f"stored, {info.file_size} bytes of data) do not fit the archive")
     if info.is_dir():
         raise StateError("not a .npy array (a folder entry)")
     with zf.open(info) as f:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 from typing import Any
 
 
@@ -146,19 +147,78 @@ class Backend:
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
         """zeros(shape) with ``values`` added at ``key``; repeated indices accumulate.
 
-        Portable version: index a grid of flat positions with ``key`` to learn where each value
-        goes, then sum with a one-hot matrix product (memory: size(values) x prod(shape))."""
+        Portable version, written in the standard only: find where each value goes (rows of
+        the table for ``x[ids]`` / ``x[:, ids]``, flat positions otherwise), sort by
+        destination, sum each run of equal destinations, and gather the sums back by
+        ``searchsorted``. Memory O(size(values) + prod(shape)), time O(n log n)."""
         xp = self.namespace
-        n = 1
-        for s in shape:
-            n *= s
         dev = values.device
+        shape = tuple(shape)
+        axis = _single_index_axis(key)
+        if axis is not None:
+            # the common embedding case: a table row per id; sum whole rows at once
+            ids = key[axis]
+            v = shape[axis]
+            a = math.prod(shape[:axis])
+            b = math.prod(shape[axis + 1:])
+            m = math.prod(ids.shape)
+            ids = xp.reshape(ids, (-1,))
+            ids = xp.where(ids < 0, ids + v, ids)
+            rows = xp.reshape(values, (a, m, b))
+            if a != 1:
+                rows = xp.permute_dims(rows, (1, 0, 2))
+            out = _sum_by_destination(xp, ids, xp.reshape(rows, (m, a * b)), v, dev)
+            out = xp.reshape(out, (v, a, b))
+            if a != 1:
+                out = xp.permute_dims(out, (1, 0, 2))
+            return xp.reshape(out, shape)
         from xgrad.functions._util import gather
 
+        n = math.prod(shape)
         pos = gather(xp.reshape(xp.arange(n, device=dev), shape), key)
-        pos = xp.reshape(pos, (-1,))
-        vals = xp.reshape(values, (-1, 1)) if values.ndim else xp.reshape(values, (1, 1))
-        vals = xp.broadcast_to(vals, (pos.shape[0], 1)) if vals.shape[0] != pos.shape[0] else vals
-        onehot = xp.astype(pos[:, None] == xp.arange(n, device=dev)[None, :], values.dtype)
-        out = xp.matmul(xp.matrix_transpose(onehot), vals)
+        vals = xp.reshape(xp.broadcast_to(values, pos.shape), (-1, 1))
+        out = _sum_by_destination(xp, xp.reshape(pos, (-1,)), vals, n, dev)
         return xp.reshape(out, shape)
+
+
+def _single_index_axis(key: tuple) -> int | None:
+    """The axis of ``key``'s only integer array when everything before it is a full slice
+    and everything after a full slice or Ellipsis (``x[ids]``, ``x[:, ids]``); else None."""
+    arrays = [i for i, k in enumerate(key) if hasattr(k, "dtype")]
+    if len(arrays) != 1 or "int" not in str(key[arrays[0]].dtype):
+        return None
+    i = arrays[0]
+    full = slice(None)
+    if all(isinstance(k, slice) and k == full for k in key[:i]) and \
+            all((isinstance(k, slice) and k == full) or k is Ellipsis for k in key[i + 1:]):
+        return i
+    return None
+
+
+def _sum_by_destination(xp: Any, dest: Any, rows: Any, n: int, device: Any) -> Any:
+    """(n, D) zeros plus each row of ``rows`` (m, D) added at row ``dest`` (m,) of it.
+
+    Sort the rows by destination; a segmented inclusive scan (log2(longest run) doubling
+    steps, each adding the partial sum ``d`` rows back if it has the same destination) leaves
+    every run's total on its last row; ``searchsorted`` finds, for each of the n destination
+    rows, the end of its run (or none). Unlike a global cumulative sum with differences at the
+    run bounds, no run's sum passes through the large running total of the runs before it,
+    so small gradients next to large ones keep their precision."""
+    order = xp.argsort(dest, stable=True)
+    dest = xp.take(dest, order)
+    s = xp.take(rows, order, axis=0)
+    m = dest.shape[0]
+    zero = xp.zeros((1, s.shape[1]), dtype=s.dtype, device=device)
+    d = 1
+    while d < m:
+        same = dest[d:] == dest[:-d]
+        if not bool(xp.any(same)):  # every run is at most d long: the scan is complete
+            break
+        s = xp.concat([s[:d, :], s[d:, :] + xp.where(xp.expand_dims(same, axis=1),
+                                                     s[:-d, :], zero)], axis=0)
+        d *= 2
+    q = xp.arange(n, dtype=dest.dtype, device=device)
+    end = xp.searchsorted(dest, q, side="right")
+    has = end > xp.searchsorted(dest, q, side="left")
+    # row 0 of the padded table is zero: destinations no value went to
+    return xp.take(xp.concat([zero, s], axis=0), xp.where(has, end, 0), axis=0)
