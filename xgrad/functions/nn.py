@@ -348,7 +348,7 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
                             f"the updated statistic) or None, got {type(v).__name__}")
     m = xd.size // c if c else 0  # samples per channel
     if m == 1:  # the batch variance would be 0: zeros out, running_var dragged to 0
-        raise ValueError(f"batch_norm: expected more than 1 value per channel when training, "
+        raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(xd.shape)} ({c} channels, 1 value each); "
                          f"use a larger batch or xgrad.test_mode()")
     f = Normalize((0,) + tuple(range(2, xd.ndim)), eps)
