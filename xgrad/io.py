@@ -333,7 +333,7 @@ def _precheck(path: str, fname: str) -> None:
     if not os.path.exists(path):
         raise FileNotFoundError(f"xgrad.io.{fname}: no such file: {path!r}")
     if os.path.isdir(path):
-        raise IsADirectoryError(f"xgrad.io.{fname}: {path!r} is a folder, not an .npz file")
+        raise StateError(f"{path}: not an .npz archive but a folder")
     if not zipfile.is_zipfile(path):
         raise StateError(f"{path}: not an .npz archive (corrupt, truncated, or another format)")
 
