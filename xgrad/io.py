@@ -8,13 +8,21 @@ The API:
   with NumPy only. Nested names are joined with ``/``: ``{"model": m, "optim": o}`` gives keys
   ``model/fc1.W`` and ``optim/fc1.W/m``. The save is atomic: the data go to a temporary file
   in the target's folder, are flushed to disk (fsync), and the file is renamed over ``path``,
-  so an interrupted save never leaves a half-written file under that name.
-* ``load(path)`` returns a dict of host NumPy arrays. It always reads with
-  ``allow_pickle=False``: a downloaded weight file cannot run code.
+  so an interrupted save never leaves a half-written file under that name. The writer holds
+  an advisory lock (``flock``) on its temporary file until the rename; the next save of the
+  same target removes the temporaries that killed saves left (our name pattern, lock free).
+* ``load(path)`` returns a dict of host NumPy arrays in native byte order. It never unpickles:
+  a downloaded weight file cannot run code.
 * ``load_into(obj, path)`` loads a file into ``obj`` (what ``save`` accepted, minus plain
   arrays): every key, shape and dtype is checked, and every array placed on its parameter's
   backend and device, before anything is assigned; on any mismatch a :class:`StateError`
   names the file and the key and ``obj`` is left as it was.
+
+Reading treats the file as hostile: the ``.npy`` header of every member is read first (no
+data), duplicate names, encrypted members, compression methods other than stored/deflated and
+sizes that do not fit the archive are refused, and the declared shapes and dtypes are checked
+against the target (``load`` without a target: against ``max_bytes``) before a byte of data is
+inflated, so a small zip bomb cannot take memory. Any corruption is a :class:`StateError`.
 
 ``Layer.save_weights(path)`` / ``Layer.load_weights(path)`` (DeZero's names) call these.
 """
