@@ -374,7 +374,7 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = _MAX_BYTES
             members = _scan(zf, where)
             total = sum(m.nbytes for m in members.values())
             if max_bytes is not None and total > max_bytes:
-                raise _too_big(path, total, max_bytes, f"its {len(members)} arrays")
+                raise _too_big(path, total, max_bytes, f"its {len(members)} array(s)")
             out = {}
             for key, m in members.items():
                 where[0] = key
