@@ -288,7 +288,7 @@ def test_zip_structure_fuzz(tmp_path):
             attempt(bytes(b), False, f"flip at {i} (anywhere)")
         for cut in range(0, len(raw), max(1, len(raw) // 97)):  # truncations
             attempt(raw[:cut], True, f"truncated at {cut}")
-    assert checked > 2000
+    assert checked > 2000, checked
 
 
 # --- optimizer state -------------------------------------------------------------------------
