@@ -103,6 +103,8 @@ def test_a_zip_bomb_fails_before_anything_is_inflated(backend, bomb):
     peak, err = peak_of(lambda: io.load_into(lazy, bomb))
     assert "max_bytes" in str(err) and peak < 50e6, peak
     assert lazy.W is None
+    peak, err = peak_of(lambda: lazy.load_weights(str(bomb), max_bytes=1 << 20))
+    assert "max_bytes=1048576" in str(err) and peak < 50e6, peak
 
 
 def test_load_without_a_target_has_a_size_cap(bomb, tmp_path):
@@ -115,6 +117,14 @@ def test_load_without_a_target_has_a_size_cap(bomb, tmp_path):
         io.load(path, max_bytes=3999)
     np.testing.assert_array_equal(io.load(path, max_bytes=4000)["a"], np.arange(1000))
     assert io.load(path, max_bytes=None)["a"].shape == (1000,)
+    # load_into: the cap applies to what the target does not fix (parameters not created yet)
+    io.save({"W": np.ones((2, 3), np.float32)}, path)
+    lazy = Lazy()
+    with pytest.raises(StateError, match="24 bytes.*max_bytes=23"):
+        io.load_into(lazy, path, max_bytes=23)
+    assert lazy.W is None
+    lazy.load_weights(str(path), max_bytes=24)
+    assert_close(lazy.W, np.ones((2, 3), np.float32))
 
 
 def _npy(header: dict, data: bytes, version=(1, 0)) -> bytes:

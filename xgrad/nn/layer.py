@@ -23,7 +23,7 @@ from xgrad import backends
 from xgrad.backends import backend_of
 from xgrad.core import Parameter, Variable, is_array, is_float_dtype, test_mode
 from xgrad.creation import _dtype_name, float32, get_rng, resolve_dtype
-from xgrad.io import StateError
+from xgrad.io import _MAX_BYTES, StateError
 
 __all__ = ["Layer", "Model", "Sequential"]
 
@@ -433,11 +433,13 @@ class Layer:
 
         io.save(self, path)
 
-    def load_weights(self, path: str, strict: bool = True) -> None:
-        """Load ``path`` into this layer (``xgrad.io.load_into``; DeZero's name)."""
+    def load_weights(self, path: str, strict: bool = True, *,
+                     max_bytes: int | None = _MAX_BYTES) -> None:
+        """Load ``path`` into this layer (``xgrad.io.load_into``; DeZero's name);
+        ``max_bytes`` bounds what parameters not created yet may take."""
         from xgrad import io
 
-        io.load_into(self, path, strict=strict)
+        io.load_into(self, path, strict=strict, max_bytes=max_bytes)
 
     def __repr__(self) -> str:
         n = sum(1 for _ in self.params())
