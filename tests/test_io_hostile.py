@@ -125,6 +125,10 @@ def test_load_without_a_target_has_a_size_cap(bomb, tmp_path):
     assert lazy.W is None
     lazy.load_weights(str(path), max_bytes=24)
     assert_close(lazy.W, np.ones((2, 3), np.float32))
+    src, dst = Small(BackendCase("numpy"), seed=3), Small(BackendCase("numpy"), seed=4)
+    io.save(src, path)  # sizes the target fixes are not capped
+    io.load_into(dst, path, max_bytes=0)
+    assert_state(dst, host_state(src))
 
 
 def _npy(header: dict, data: bytes, version=(1, 0)) -> bytes:
