@@ -137,7 +137,9 @@ class SoftmaxCrossEntropy(Function):
         s = xp.sum(e, axis=1, keepdims=True)
         self.p = e / s
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
-        return -xp.sum(log_p * self.onehot) / self.count
+        # select the target's log-probability: a product with the one-hot would turn a -inf
+        # logit elsewhere in the row (a mask) into -inf * 0 = NaN
+        return -xp.sum(xp.where(hit, log_p, 0.0)) / self.count
 
     def backward(self, gy: Variable) -> tuple:
         x = self.inputs[0]
@@ -169,8 +171,11 @@ class SigmoidCrossEntropy(Function):
             raise ValueError(f"sigmoid_cross_entropy: scores and targets must have the same "
                              f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
-        # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
-        loss = xp.maximum(x, xp.zeros_like(x)) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x. max(x, 0) - x t is
+        # |x| (1 - t) for x >= 0 and |x| t below; a factor 0 is selected, not multiplied, so
+        # that a masked logit (x = -inf, t = 0, or x = inf, t = 1) costs 0 instead of NaN
+        a = xp.where(x >= 0, 1 - t, t)
+        loss = xp.where(a == 0, 0.0, xp.abs(x)) * a + xp.log1p(xp.exp(-xp.abs(x)))
         return xp.sum(loss) / x.size
 
     def backward(self, gy: Variable) -> tuple:
