@@ -285,10 +285,18 @@ class To(Function):
 
     def forward(self, x: Any) -> Any:
         from xgrad.backends import backend_of
+        from xgrad.creation import _dtype_name
 
         self.source = backend_of(x)
         self.source_device = x.device
-        return self.backend.transfer(x, self.device)
+        y = self.backend.transfer(x, self.device)
+        if _dtype_name(y.dtype) != _dtype_name(x.dtype):
+            # a device without the dtype (array_api_strict's no_float64, Apple MPS): a silent
+            # cast would change the numbers and leave the gradient without a way back
+            dev = self.device if self.device is not None else y.device
+            raise TypeError(f"to: {self.backend.device_spec(dev)} has no {_dtype_name(x.dtype)};"
+                            f" cast first, e.g. F.astype(x, 'float32').to(...)")
+        return y
 
     def backward(self, gy: Variable) -> Variable:
         return To(self.source, self.source_device)(gy)
@@ -451,7 +459,9 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
 
 
 def to(x: Any, target: Any) -> Variable:
-    """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend)."""
+    """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend).
+    The dtype never changes: a target device that lacks ``x``'s dtype (float64 on
+    ``"array_api_strict:no_float64"``) raises a TypeError; cast first with ``astype``."""
     from xgrad.backends import resolve_target
 
     backend, device = resolve_target(target)
