@@ -166,8 +166,9 @@ class Var(_Reduction):
     def _centered(self) -> tuple:
         x = self.inputs[0]
         n = _count(x.shape, self.axes)
-        # (N - correction clipped at 0, as the forward divides by; max is this module's)
-        return x - broadcast_to(Mean(self.axes, True)(x), x.shape), (n - self.correction if n > self.correction else 0)
+        # N - correction clipped at 0, as the forward divides by (max is this module's)
+        dof = n - self.correction if n > self.correction else 0
+        return x - broadcast_to(Mean(self.axes, True)(x), x.shape), dof
 
     def backward(self, gy: Variable) -> Variable:
         # the deviations sum to 0, so the mean's own dependence on x drops out; with no

@@ -277,6 +277,15 @@ class GetItemGrad(Function):
 
 
 # --- moving data --------------------------------------------------------------------------
+def _lacks_dtype(backend: Any, device: Any, name: str) -> bool:
+    """Whether the array API's inspection says ``device`` lacks a dtype its library has."""
+    try:
+        info = backend.namespace.__array_namespace_info__()
+        return name in info.dtypes() and name not in info.dtypes(device=device)
+    except Exception:  # a library without the inspection API: the check after the move
+        return False
+
+
 class To(Function):
     """Move data to another backend/device; the gradient moves back."""
 
@@ -289,14 +298,22 @@ class To(Function):
 
         self.source = backend_of(x)
         self.source_device = x.device
+        # a device without the dtype (array_api_strict's no_float64, Apple MPS) either casts
+        # silently, which would change the numbers and leave the gradient no way back, or
+        # fails deep inside the library: asked first, and checked after
+        name = _dtype_name(x.dtype)
+        if _lacks_dtype(self.backend, self.device, name):
+            self._no_dtype(name, self.device)
         y = self.backend.transfer(x, self.device)
-        if _dtype_name(y.dtype) != _dtype_name(x.dtype):
-            # a device without the dtype (array_api_strict's no_float64, Apple MPS): a silent
-            # cast would change the numbers and leave the gradient without a way back
-            dev = self.device if self.device is not None else y.device
-            raise TypeError(f"to: {self.backend.device_spec(dev)} has no {_dtype_name(x.dtype)};"
-                            f" cast first, e.g. F.astype(x, 'float32').to(...)")
+        if _dtype_name(y.dtype) != name:
+            self._no_dtype(name, y.device)
         return y
+
+    def _no_dtype(self, name: str, device: Any) -> None:
+        dev = self.backend.device_spec(device if device is not None else
+                                       self.backend.default_device)
+        raise TypeError(f"to: {dev} has no {name}; cast first, e.g. "
+                        f"F.astype(x, 'float32').to({dev!r})")
 
     def backward(self, gy: Variable) -> Variable:
         return To(self.source, self.source_device)(gy)
