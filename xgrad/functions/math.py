@@ -285,10 +285,10 @@ class Sigmoid(Function):
         require_float("sigmoid", x)
         xp = xp_of(x)
         # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
-        # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels)
+        # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
+        # The numerator max(z, [x >= 0]) is 1 or z (a where over random signs is 5x slower).
         z = xp.exp(-xp.abs(x))
-        r = 1 / (1 + z)
-        return xp.where(x >= 0, r, z * r)
+        return xp.maximum(z, xp.astype(x >= 0, x.dtype)) / (1 + z)
 
     def backward(self, gy: Variable) -> Variable:
         return SigmoidGrad()(self.outputs[0](), gy)

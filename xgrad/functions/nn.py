@@ -137,9 +137,13 @@ class SoftmaxCrossEntropy(Function):
         s = xp.sum(e, axis=1, keepdims=True)
         self.p = e / s
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
-        # select the target's log-probability: a product with the one-hot would turn a -inf
-        # logit elsewhere in the row (a mask) into -inf * 0 = NaN
-        return -xp.sum(xp.where(hit, log_p, 0.0)) / self.count
+        # select the target's log-probability (flat positions row * C + t): a product with the
+        # one-hot would turn a -inf logit elsewhere in the row (a mask) into -inf * 0 = NaN
+        rows = xp.arange(n, dtype=t.dtype, device=x.device) * c
+        if valid is None:
+            return -xp.sum(xp.take(xp.reshape(log_p, (-1,)), rows + t)) / self.count
+        picked = xp.take(xp.reshape(log_p, (-1,)), rows + t * xp.astype(valid, t.dtype))
+        return -xp.sum(xp.where(valid, picked, 0.0)) / self.count
 
     def backward(self, gy: Variable) -> tuple:
         x = self.inputs[0]
@@ -171,11 +175,14 @@ class SigmoidCrossEntropy(Function):
             raise ValueError(f"sigmoid_cross_entropy: scores and targets must have the same "
                              f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
-        # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x. max(x, 0) - x t is
-        # |x| (1 - t) for x >= 0 and |x| t below; a factor 0 is selected, not multiplied, so
-        # that a masked logit (x = -inf, t = 0, or x = inf, t = 1) costs 0 instead of NaN
-        a = xp.where(x >= 0, 1 - t, t)
-        loss = xp.where(a == 0, 0.0, xp.abs(x)) * a + xp.log1p(xp.exp(-xp.abs(x)))
+        # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
+        ax = xp.abs(x)
+        loss = xp.maximum(x, 0.0) - x * t + xp.log1p(xp.exp(-ax))
+        if bool(xp.any(xp.isinf(ax))):
+            # a masked logit (x = -inf, t = 0, or x = inf, t = 1) costs 0, not inf * 0 = NaN:
+            # max(x, 0) - x t is |x| (1 - t) for x >= 0 and |x| t below, its factor 0 selected
+            a = xp.where(x >= 0, 1 - t, t)
+            loss = xp.where(a == 0, 0.0, ax) * a + xp.log1p(xp.exp(-ax))
         return xp.sum(loss) / x.size
 
     def backward(self, gy: Variable) -> tuple:
