@@ -293,3 +293,7 @@ def test_pow_array_exponent_gradients_at_zero_base(backend):
     F.sum(ga).backward()
     assert_close(a.grad, [2.0, 0.0, 0.0, 0.25])
     assert np.all(np.isfinite(to_host(b.grad)))
+    a, b = var(backend, 0.0), var(backend, 0.0)  # 0-d: 0 ** 0
+    F.pow(a, b).backward()
+    assert_close(a.grad, 0.0)
+    assert_close(b.grad, 0.0)

@@ -179,6 +179,9 @@ def test_std_gradient_is_zero_on_constant_slices(backend):
     x = var(backend, [[1.0], [5.0]])
     F.sum(F.std(x, axis=1, correction=0)).backward()
     assert_close(x.grad, [[0.0], [0.0]])
+    x = var(backend, 5.0)  # 0-d
+    F.std(x).backward()
+    assert_close(x.grad, 0.0)
     x = var(backend, [[1.0, 2.0, 3.0], [4.0, 4.0, 4.0]])
     F.sum(F.std(x, axis=1)).backward(create_graph=True)
     assert np.all(np.isfinite(to_host(x.grad)))

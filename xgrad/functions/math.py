@@ -122,7 +122,7 @@ class Pow(Function):
         if x0.requires_grad:
             # x1 * x0**(x1 - 1) is 0 * inf at x0 = x1 = 0: where x1 == 0 the derivative is 0
             # (x0**0 is constant); the base is made 1 there too, so no inf enters the graph
-            flat = b == 0
+            flat = xp.asarray(b == 0)  # (0-d NumPy comparisons give a scalar)
             if bool(xp.any(flat)):
                 g0 = where(flat, 0.0, gy * x1 * where(flat, 1.0, x0) ** (x1 - 1))
             else:
@@ -132,7 +132,7 @@ class Pow(Function):
             # d/dx1 x0**x1 = log(x0) x0**x1, 0 * -inf at x0 = 0: where x0 == 0 and x1 >= 0
             # the derivative is 0, as in PyTorch (log's argument made 1 there)
             arg = x0
-            flat = (a == 0) & (b >= 0)
+            flat = xp.asarray((a == 0) & (b >= 0))
             if bool(xp.any(flat)):
                 arg = where(flat, 1.0, x0)
             g1 = _unbroadcast(gy * y * log(arg), x1)

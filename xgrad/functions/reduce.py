@@ -192,8 +192,9 @@ class Std(Var):
         # no NaN enters the graph of a second derivative either
         d, dof = self._centered()
         s = self._expand(self.outputs[0]())
-        flat = s.data == 0
-        if not bool(xp_of(flat).any(flat)):
+        xp = xp_of(s.data)
+        flat = xp.asarray(s.data == 0)  # (0-d NumPy comparisons give a scalar)
+        if not bool(xp.any(flat)):
             return self._expand(gy) * d / (s * dof)
         return where(flat, 0.0, self._expand(gy) * d / (where(flat, 1.0, s) * dof))
 
