@@ -161,7 +161,8 @@ class SoftmaxCrossEntropy(Function):
 
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
     """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
-    log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean."""
+    log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean.
+    A logit of -inf (a mask) other than the target's is allowed: it has probability 0."""
     return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, array_data(x, "softmax_cross_entropy"),
                                                    "softmax_cross_entropy"))
 
@@ -195,7 +196,8 @@ class SigmoidCrossEntropy(Function):
 
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     """Mean over all elements of the binary cross entropy of logits ``x`` against labels ``t``
-    (0/1, integer or float, same shape), computed stably from the logits."""
+    (0/1, integer or float, same shape), computed stably from the logits; an infinite logit
+    on its label's side (-inf with label 0, inf with label 1) costs 0."""
     xd = array_data(x, "sigmoid_cross_entropy")
     if not (isinstance(t, Variable) and t.requires_grad):
         td = t.data if isinstance(t, Variable) else t
