@@ -221,3 +221,35 @@ def test_namespace_cache():
     assert _NAMESPACES[np.ndarray] is xp and hasattr(xp, "permute_dims")
     with pytest.raises(TypeError, match="list"):
         get_namespace([1, 2])
+
+
+def test_float16_random_draws(backend):
+    f16 = backend.dtype("float16")
+    for draw in (xgrad.rand, xgrad.randn):
+        a = draw(3, 4, dtype="float16", backend=backend.backend, device=backend.device)
+        assert a.dtype == f16 and a.shape == (3, 4) and a.device == backend.device
+
+
+def test_narrow_uniform_draws_stay_below_high():
+    # float32 / float64 draws cast to float16 round to 1.0 about 250 times in a million
+    from xgrad.backends.base import RNG
+
+    numpy_backend = backends.get("numpy")
+    for rng in (numpy_backend.rng(0), RNG(numpy_backend, 0)):
+        u = rng.uniform((10**6,), dtype=np.float16)
+        assert u.dtype == np.float16 and u.min() >= 0.0 and u.max() < 1.0
+        u = rng.uniform((10**5,), dtype=np.float16, low=-2.0, high=3.0)
+        assert u.min() >= -2.0 and u.max() < 3.0
+
+
+def test_to_a_device_without_the_dtype_raises(backend):
+    pytest.importorskip("array_api_strict")
+    x = Variable(backend.asarray([1.0, 2.0], dtype=backend.dtype("float64")),
+                 requires_grad=True)
+    with pytest.raises(TypeError, match=r"to: array_api_strict:no_float64 has no float64; "
+                                        r"cast first"):
+        x.to("array_api_strict:no_float64")
+    y = xgrad.functions.astype(x, "float32").to("array_api_strict:no_float64")
+    (y * y).sum().backward()
+    assert_close(x.grad, [2.0, 4.0])
+    assert x.grad.dtype == x.dtype

@@ -6,7 +6,7 @@ import pytest
 
 import xgrad.functions as F
 from xgrad import Variable
-from xgrad.testing import assert_close, gradgradcheck
+from xgrad.testing import assert_close, gradcheck, gradgradcheck
 
 
 def var(backend, value, dtype="float64"):
@@ -116,3 +116,25 @@ def test_tensordot_errors_name_function_and_shapes(backend):
         F.tensordot(a, b, ([5], [0]))
     with pytest.raises(ValueError, match="tensordot: axes .* pair up 2 and 1"):
         F.tensordot(a, b, ([0, 1], [0]))
+
+
+@pytest.mark.parametrize("xs,ws,bs", [((3,), (3, 4), (1, 4)), ((2, 3), (3, 4), (5, 1, 4)),
+                                      ((2, 3), (3, 4), (2, 1, 1, 4)), ((2, 2, 3), (3, 4), (4,))])
+def test_linear_bias_that_broadcasts_further(backend, xs, ws, bs):
+    rng = np.random.default_rng(0)
+    x, W, b = (var(backend, rng.standard_normal(s)) for s in (xs, ws, bs))
+    y = F.linear(x, W, b)
+    assert y.shape == np.broadcast_shapes(xs[:-1] + ws[1:], bs)
+    assert gradcheck(F.linear, x, W, b)
+
+
+@pytest.mark.parametrize("xs", [(0,), (2, 5, 0), (3, 0)])
+def test_linear_with_in_size_zero(backend, xs):
+    x = var(backend, np.zeros(xs))
+    W = var(backend, np.zeros((0, 4)))
+    b = var(backend, [1.0, 2.0, 3.0, 4.0])
+    y = F.linear(x, W, b)
+    F.sum(y).backward()
+    assert_close(y, np.broadcast_to([1.0, 2.0, 3.0, 4.0], xs[:-1] + (4,)))
+    assert x.grad.shape == xs and W.grad.shape == (0, 4)
+    assert_close(b.grad, np.full(4, float(np.prod(xs[:-1]))))

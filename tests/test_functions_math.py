@@ -246,3 +246,54 @@ def test_integer_arithmetic_has_no_gradient(backend):
 def test_aliases_are_the_same_functions():
     assert F.subtract is F.sub and F.multiply is F.mul
     assert F.divide is F.div and F.negative is F.neg
+
+
+@pytest.mark.parametrize("dtype,xs", [("float32", [-20.0, -38.0, -80.0, -1.0, 0.0, 3.0, 20.0]),
+                                      ("float64", [-38.0, -100.0, -700.0, -1.0, 0.0, 3.0])])
+def test_sigmoid_keeps_relative_precision_for_negative_inputs(backend, dtype, xs):
+    # sigmoid(x) = e^x / (1 + e^x), exact in Python float64 for these x
+    want = [math.exp(v) / (1 + math.exp(v)) if v < 0 else 1 / (1 + math.exp(-v)) for v in xs]
+    x = var(backend, xs, dtype)
+    y = F.sigmoid(x)
+    assert y.dtype == x.dtype
+    tight = 1e-6 if dtype == "float32" else 1e-14
+    assert_close(y, want, rtol=tight, atol=0)  # relative: 2.06e-9 at -20 is not 0
+    # log(sigmoid(x)) = x - log(1 + e^x), finite; its gradient 1 - sigmoid(x) = 1 / (1 + e^x)
+    x = var(backend, xs, dtype)
+    ls = F.log(F.sigmoid(x))
+    F.sum(ls).backward()
+    assert_close(ls, [v - math.log1p(math.exp(v)) if v < 0 else -math.log1p(math.exp(-v))
+                      for v in xs], rtol=tight, atol=tight / 8)  # log(1 - 2e-9) rounds to 0
+    assert_close(x.grad, [1 / (1 + math.exp(v)) for v in xs])
+    assert x.grad.dtype == x.dtype
+
+
+def test_sigmoid_is_one_node_and_twice_differentiable(backend):
+    x = var(backend, [-30.0, -2.0, 0.5, 4.0])
+    y = F.sigmoid(x)
+    assert type(y.creator).__name__ == "Sigmoid" and type(y.creator.inputs[0]) is Variable
+    y.backward(create_graph=True)
+    assert type(x.grad.creator).__name__ == "SigmoidGrad"
+    assert gradgradcheck(F.sigmoid, x)
+
+
+def test_pow_array_exponent_gradients_at_zero_base(backend):
+    # PyTorch: a = [0, 0, 0, 2], b = [2, 0, 3, -1] -> a.grad [0, 0, 0, -0.25],
+    # b.grad [0, 0, 0, log(2) / 2]: the 0 * inf and 0 * log(0) products are 0 where finite
+    a = var(backend, [0.0, 0.0, 0.0, 2.0])
+    b = var(backend, [2.0, 0.0, 3.0, -1.0])
+    y = F.pow(a, b)
+    assert_close(y, [0.0, 1.0, 0.0, 0.5])
+    F.sum(y).backward(create_graph=True)
+    assert_close(a.grad, [0.0, 0.0, 0.0, -0.25])
+    assert_close(b.grad, [0.0, 0.0, 0.0, math.log(2) / 2])
+    # the gradient's own graph holds no inf either: d2/da2 = b (b - 1) a^(b - 2)
+    ga = a.grad
+    a.cleargrad(), b.cleargrad()
+    F.sum(ga).backward()
+    assert_close(a.grad, [2.0, 0.0, 0.0, 0.25])
+    assert np.all(np.isfinite(to_host(b.grad)))
+    a, b = var(backend, 0.0), var(backend, 0.0)  # 0-d: 0 ** 0
+    F.pow(a, b).backward()
+    assert_close(a.grad, 0.0)
+    assert_close(b.grad, 0.0)

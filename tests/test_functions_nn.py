@@ -325,3 +325,37 @@ def test_embed_id(backend):
     assert_close(F.embed_id([1, 3], arr(backend, W)), W[[1, 3]])
     with pytest.raises(ValueError, match=r"embed_id: ids must lie in \[0, 5\).*\[5\]"):
         F.embed_id(arr(backend, [1, 5], "int32"), Wv)
+
+
+def test_softmax_cross_entropy_with_a_minus_inf_logit(backend):
+    # a masked logit: PyTorch gives log(1 + e) = 1.3133 and gradient [0, -e/(1+e), e/(1+e)]
+    e = np.e
+    want_grad = [[0.0, -e / (1 + e), e / (1 + e)]]
+    for create_graph in (False, True):
+        for ignore in (None, 7):
+            x = var(backend, [[-np.inf, 0.0, 1.0]])
+            loss = F.softmax_cross_entropy(x, [1], ignore_label=ignore)
+            loss.backward(create_graph=create_graph)
+            assert_close(loss, np.log(1 + e))
+            assert_close(x.grad, want_grad)
+            assert loss.dtype == x.dtype and x.grad.dtype == x.dtype
+
+
+def test_sigmoid_cross_entropy_with_infinite_logits(backend):
+    # a logit of -inf with target 0 (or +inf with target 1) costs 0, not NaN
+    x = var(backend, [-np.inf, np.inf, 0.0, 2.0])
+    loss = F.sigmoid_cross_entropy(x, [0, 1, 1, 0])
+    loss.backward()
+    assert_close(loss, (np.log(2) + np.log1p(np.exp(2.0))) / 4)
+    assert_close(x.grad, [0.0, 0.0, -0.125, 1 / (1 + np.exp(-2.0)) / 4])
+
+
+def test_float16_dropout_and_layers(backend):
+    f16 = backend.dtype("float16")
+    x = Variable(backend.asarray(np.ones((4, 8)), dtype=f16))
+    y = F.dropout(x, 0.5)
+    assert y.dtype == f16
+    assert set(np.unique(to_host(y)).tolist()) <= {0.0, 2.0}
+    layer = xgrad.nn.Linear(3, in_size=8, dtype="float16")
+    layer.to(backend.id)
+    assert layer.W.dtype == f16 and layer(x).dtype == f16

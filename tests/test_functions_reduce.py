@@ -168,3 +168,72 @@ def test_bad_axis_types(backend):
         F.sum(x, axis=(0, 1.0))
     with pytest.raises(ValueError, match="mean: repeated axis"):
         F.mean(x, axis=(1, -1))
+
+
+def test_std_gradient_is_zero_on_constant_slices(backend):
+    # PyTorch's subgradient: 0 where the spread is 0 (a constant row, an axis of length 1)
+    x = var(backend, [[1.0, 2.0, 3.0], [4.0, 4.0, 4.0]])
+    F.sum(F.std(x, axis=1)).backward()
+    s = np.sqrt(2 / 3)
+    assert_close(x.grad, [[-1 / (3 * s), 0.0, 1 / (3 * s)], [0.0, 0.0, 0.0]])
+    x = var(backend, [[1.0], [5.0]])
+    F.sum(F.std(x, axis=1, correction=0)).backward()
+    assert_close(x.grad, [[0.0], [0.0]])
+    x = var(backend, 5.0)  # 0-d
+    F.std(x).backward()
+    assert_close(x.grad, 0.0)
+    x = var(backend, [[1.0, 2.0, 3.0], [4.0, 4.0, 4.0]])
+    F.sum(F.std(x, axis=1)).backward(create_graph=True)
+    assert np.all(np.isfinite(to_host(x.grad)))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy warns of the 0/0 it computes
+@pytest.mark.parametrize("f", [F.var, F.std])
+def test_var_std_without_degrees_of_freedom_are_nan(backend, f):
+    # N - correction == 0: PyTorch gives NaN, forward and gradient (no exception)
+    x = var(backend, [[1.0], [2.0]])
+    y = f(x, axis=1, correction=1)
+    F.sum(y).backward()
+    assert np.all(np.isnan(to_host(y))) and np.all(np.isnan(to_host(x.grad)))
+    x = var(backend, [3.0])
+    y = f(x, correction=1)
+    y.backward()
+    assert np.isnan(to_host(y)) and np.isnan(to_host(x.grad)).all()
+
+
+def test_logsumexp_with_infinite_entries(backend):
+    # a +inf entry: the result is inf, the finite entries' gradient 0 (PyTorch: [0, nan])
+    x = var(backend, [1.0, np.inf])
+    y = F.logsumexp(x)
+    y.backward()
+    g = to_host(x.grad)
+    assert to_host(y) == np.inf and g[0] == 0.0 and np.isnan(g[1])
+    # every entry -inf, reduced over all axes to a 0-d result: -inf, gradient 0
+    for value in ([[-np.inf, -np.inf], [-np.inf, -np.inf]], -np.inf):
+        x = var(backend, value)
+        y = F.logsumexp(x)
+        y.backward()
+        assert to_host(y) == -np.inf
+        assert_close(x.grad, np.zeros(np.shape(value)))
+
+
+@pytest.mark.parametrize("row", [[1.5, -2.0, 0.7, 3.0], [0.0, -2.0, 0.7, 3.0],
+                                 [0.0, -2.0, 0.0, 3.0], [0.0, 0.0, 0.7, 0.0]])
+def test_prod_second_derivative_exact_with_zeros(backend, row):
+    x = var(backend, row)
+    assert gradcheck(F.prod, x)
+    assert gradgradcheck(F.prod, x)
+    # d2 prod / dx_a dx_b with exactly two zeros a, b: the product of the others
+    if row.count(0.0) == 2:
+        x = var(backend, row)
+        F.prod(x).backward(create_graph=True)
+        g = x.grad
+        x.cleargrad()
+        g[0].backward()  # d/dx (d prod / dx_0) = row of the Hessian
+        assert_close(x.grad, [0.0, 0.0, -2.0 * 3.0, 0.0])
+
+
+def test_prod_second_derivative_along_an_axis_with_zeros(backend):
+    x = var(backend, [[0.0, 2.0, 0.0, 3.0], [1.0, 0.0, 2.0, 3.0], [1.0, 2.0, 3.0, 4.0]])
+    assert gradgradcheck(lambda v: F.prod(v, axis=1), x)
+    assert gradgradcheck(lambda v: F.prod(v, axis=0, keepdims=True), x)

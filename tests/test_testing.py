@@ -5,6 +5,7 @@ import pytest
 
 import xgrad.functions as F
 from xgrad import Function, Variable
+from xgrad.backends import backend_of
 from xgrad.testing import (
     GradcheckError,
     assert_close,
@@ -141,3 +142,49 @@ def test_plugin_require_gpu_fails_without_gpu(pytester):
     result.stderr.fnmatch_lines(["*cupy*"])
     result = pytester.runpytest(*_plugin_args(), "--backend=cupy")
     result.assert_outcomes(skipped=1)
+
+
+class OffByATenthOfAPercent(Function):
+    def forward(self, x):
+        return x * x
+
+    def backward(self, gy):
+        return gy * (2.002 * self.inputs[0])
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1e-1, 1.0, 1e2, 1e3, 1e4])
+def test_gradcheck_scales_with_the_inputs(backend, scale):
+    f64 = backend.dtype("float64")
+    rng = np.random.default_rng(7)
+    correct = [F.sum, lambda v: v * v, F.sin, F.tanh, lambda v: F.sum(v * v * v, axis=1),
+               lambda v: F.matmul(v, F.matrix_transpose(v)), lambda v: F.logsumexp(v, axis=0)]
+    for seed in range(4):
+        x = backend.asarray(rng.standard_normal((6, 5)) * scale, dtype=f64)
+        for f in correct:
+            assert gradcheck(f, x, seed=seed)
+        with pytest.raises(GradcheckError):
+            gradcheck(lambda v: OffByATenthOfAPercent()(v), x, seed=seed)
+
+
+class WrongAtOneElement(Function):
+    def forward(self, x):
+        return x * 1.0
+
+    def backward(self, gy):
+        h = np.ones(gy.shape)
+        h[37, 111] = 100.0  # visible in float32 too (devices without float64)
+        return gy * Variable(backend_of(gy.data).from_host(h, device=gy.data.device))
+
+
+def test_gradcheck_failure_diagnosis_is_bounded(backend):
+    calls = []
+
+    def f(v):
+        calls.append(1)
+        return WrongAtOneElement()(v)
+
+    x = backend.asarray(np.random.default_rng(3).standard_normal((100, 200)), dtype="float32")
+    with pytest.raises(GradcheckError, match=r"worst element: input 0 index \(37, 111\)"):
+        gradcheck(f, x)
+    # a bisection: about 2 log2(20000) forward passes, not two per element
+    assert len(calls) < 100

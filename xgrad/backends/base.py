@@ -13,7 +13,8 @@ class BackendUnavailable(RuntimeError):
 
 class RNG:
     """Random numbers on one backend and device. The default draws on the host with NumPy's
-    PCG64 and moves the result: portable to any namespace with ``from_host``."""
+    PCG64 in float64 and moves and casts the result: portable to any namespace with
+    ``from_host``, and to any floating dtype (float16 included)."""
 
     def __init__(self, backend: Backend, seed: int | None = None, device: Any = None) -> None:
         import numpy as np
@@ -34,7 +35,10 @@ class RNG:
     def uniform(self, shape: tuple, dtype: Any = None, low: float = 0.0,
                 high: float = 1.0) -> Any:
         """Samples of U[low, high)."""
-        return self._out(self._gen.uniform(low, high, size=shape), dtype)
+        x = self._out(self._gen.uniform(low, high, size=shape), dtype)
+        if dtype is not None and low < high:  # rounding float64 draws to dtype may reach high
+            x = _below(self.backend.namespace, x, low, high)
+        return x
 
     def integers(self, low: int, high: int, shape: tuple) -> Any:
         """Integers in [low, high)."""
@@ -43,6 +47,12 @@ class RNG:
     def permutation(self, n: int) -> Any:
         """A random permutation of range(n)."""
         return self._out(self._gen.permutation(n), None)
+
+
+def _below(xp: Any, x: Any, low: float, high: float) -> Any:
+    """``x`` with values at or above ``high`` moved to the largest value of its dtype below it."""
+    hi = xp.asarray(high, dtype=x.dtype, device=x.device)
+    return xp.minimum(x, xp.nextafter(hi, xp.asarray(low, dtype=x.dtype, device=x.device)))
 
 
 class Backend:

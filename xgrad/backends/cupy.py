@@ -8,7 +8,7 @@ from xgrad.backends.base import RNG, Backend, BackendUnavailable
 
 
 class CupyRNG(RNG):
-    """CuPy's Generator: numbers are drawn on the GPU."""
+    """CuPy's Generator: numbers are drawn on the GPU (float16 through float32)."""
 
     def __init__(self, backend: Backend, seed: int | None = None, device: Any = None) -> None:
         import cupy
@@ -20,17 +20,26 @@ class CupyRNG(RNG):
     def normal(self, shape: tuple, dtype: Any = None, loc: float = 0.0, scale: float = 1.0) -> Any:
         import cupy
 
+        dt = cupy.dtype(dtype or cupy.float64)
         with _on(self.device):
-            x = self._gen.standard_normal(size=shape, dtype=dtype or cupy.float64)
-            return x * scale + loc if (loc, scale) != (0.0, 1.0) else x
+            x = self._gen.standard_normal(size=shape, dtype=_draw_dtype(dt))
+            x = x * scale + loc if (loc, scale) != (0.0, 1.0) else x
+            return x.astype(dt, copy=False)
 
     def uniform(self, shape: tuple, dtype: Any = None, low: float = 0.0,
                 high: float = 1.0) -> Any:
         import cupy
+        import numpy
 
+        dt = cupy.dtype(dtype or cupy.float64)
+        draw = _draw_dtype(dt)
         with _on(self.device):
-            x = self._gen.random(size=shape, dtype=dtype or cupy.float64)
-            return x * (high - low) + low if (low, high) != (0.0, 1.0) else x
+            x = self._gen.random(size=shape, dtype=draw)
+            x = x * (high - low) + low if (low, high) != (0.0, 1.0) else x
+            x = x.astype(dt, copy=False)
+            if draw != dt and low < high:  # rounding to the narrower dtype may reach high
+                x = cupy.minimum(x, float(numpy.nextafter(dt.type(high), dt.type(low))))
+            return x
 
     def integers(self, low: int, high: int, shape: tuple) -> Any:
         with _on(self.device):
@@ -41,6 +50,14 @@ class CupyRNG(RNG):
 
         with _on(self.device):
             return cupy.argsort(self._gen.random(size=(n,)))
+
+
+def _draw_dtype(dtype: Any) -> Any:
+    """The dtype to draw in: the Generator makes only float32 and float64, so float16 is drawn
+    in float32 and cast."""
+    import cupy
+
+    return cupy.dtype(cupy.float32) if dtype == cupy.float16 else dtype
 
 
 def _on(device: Any) -> Any:

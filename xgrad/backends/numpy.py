@@ -7,27 +7,42 @@ from typing import Any
 from xgrad.backends.base import RNG, Backend
 
 
+def _draw_dtype(dtype: Any) -> Any:
+    """The dtype to draw in: the Generator makes only float32 and float64, so float16 is drawn
+    in float32 and cast."""
+    import numpy as np
+
+    dt = np.dtype(dtype or np.float64)
+    return np.dtype(np.float32) if dt == np.float16 else dt
+
+
 class NumpyRNG(RNG):
-    """NumPy's Generator, drawing directly in the requested dtype."""
+    """NumPy's Generator, drawing directly in the requested dtype (float16 through float32)."""
 
     def normal(self, shape: tuple, dtype: Any = None, loc: float = 0.0, scale: float = 1.0) -> Any:
         import numpy as np
 
-        x = self._gen.standard_normal(size=shape, dtype=dtype or np.float64)
+        dt = np.dtype(dtype or np.float64)
+        x = self._gen.standard_normal(size=shape, dtype=_draw_dtype(dt))
         if scale != 1.0:
             x *= scale
         if loc != 0.0:
             x += loc
-        return x
+        return x.astype(dt, copy=False)
 
     def uniform(self, shape: tuple, dtype: Any = None, low: float = 0.0,
                 high: float = 1.0) -> Any:
         import numpy as np
 
-        x = self._gen.random(size=shape, dtype=dtype or np.float64)
+        dt = np.dtype(dtype or np.float64)
+        draw = _draw_dtype(dt)
+        x = self._gen.random(size=shape, dtype=draw)
         if (low, high) != (0.0, 1.0):
             x = x * (high - low) + low
-        return x.astype(dtype or np.float64, copy=False)
+        x = x.astype(dt, copy=False)
+        if draw != dt and low < high:  # rounding to the narrower dtype may reach high
+            x = np.minimum(x, np.nextafter(dt.type(high), dt.type(low)))
+        return x
 
 
 class NumpyBackend(Backend):

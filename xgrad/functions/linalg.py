@@ -60,17 +60,23 @@ class Linear(Function):
 
     def backward(self, gy: Variable) -> tuple:
         x, W = self.inputs[0], self.inputs[1]
+        b = self.inputs[2] if len(self.inputs) == 3 else None
+        gb = sum_to(gy, b.shape) if b is not None and b.requires_grad else None
+        xw_shape = tuple(x.shape[:-1]) + (W.shape[1],)
+        if gy.shape != xw_shape:  # a bias with more dimensions broadcast x @ W further
+            gy = sum_to(gy, xw_shape)
         gx = matmul(gy, matrix_transpose(W)) if x.requires_grad else None
         gW = None
         if W.requires_grad:
-            # batch dimensions of x (if any) fold into the rows
-            x2 = x if x.ndim == 2 else reshape(x, (-1, W.shape[0]))
-            g2 = gy if gy.ndim == 2 else reshape(gy, (-1, W.shape[1]))
+            # batch dimensions of x (if any) fold into the rows (counted: -1 is ambiguous
+            # when in-size is 0)
+            rows = 1
+            for s in x.shape[:-1]:
+                rows *= s
+            x2 = x if x.ndim == 2 else reshape(x, (rows, W.shape[0]))
+            g2 = gy if gy.ndim == 2 else reshape(gy, (rows, W.shape[1]))
             gW = matmul(matrix_transpose(x2), g2)
-        if len(self.inputs) == 2:
-            return gx, gW
-        b = self.inputs[2]
-        return gx, gW, (sum_to(gy, b.shape) if b.requires_grad else None)
+        return (gx, gW) if b is None else (gx, gW, gb)
 
 
 def _tensordot_axes(axes: Any, a: Any, b: Any) -> tuple[list, list]:

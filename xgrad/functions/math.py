@@ -116,9 +116,26 @@ class Pow(Function):
     def backward(self, gy: Variable) -> tuple:
         x0, x1 = self.inputs
         y = self.outputs[0]()
-        g0 = _unbroadcast(gy * x1 * x0 ** (x1 - 1), x0) if x0.requires_grad else None
-        # d/dx1 x0**x1 = log(x0) * x0**x1 (defined where x0 > 0)
-        g1 = _unbroadcast(gy * y * log(x0), x1) if x1.requires_grad else None
+        a, b = x0.data, x1.data
+        xp = xp_of(a)
+        g0 = g1 = None
+        if x0.requires_grad:
+            # x1 * x0**(x1 - 1) is 0 * inf at x0 = x1 = 0: where x1 == 0 the derivative is 0
+            # (x0**0 is constant); the base is made 1 there too, so no inf enters the graph
+            flat = xp.asarray(b == 0)  # (0-d NumPy comparisons give a scalar)
+            if bool(xp.any(flat)):
+                g0 = where(flat, 0.0, gy * x1 * where(flat, 1.0, x0) ** (x1 - 1))
+            else:
+                g0 = gy * x1 * x0 ** (x1 - 1)
+            g0 = _unbroadcast(g0, x0)
+        if x1.requires_grad:
+            # d/dx1 x0**x1 = log(x0) x0**x1, 0 * -inf at x0 = 0: where x0 == 0 and x1 >= 0
+            # the derivative is 0, as in PyTorch (log's argument made 1 there)
+            arg = x0
+            flat = xp.asarray((a == 0) & (b >= 0))
+            if bool(xp.any(flat)):
+                arg = where(flat, 1.0, x0)
+            g1 = _unbroadcast(gy * y * log(arg), x1)
         return g0, g1
 
 
@@ -266,8 +283,12 @@ class TanhGrad(Function):
 class Sigmoid(Function):
     def forward(self, x: Any) -> Any:
         require_float("sigmoid", x)
-        # 1/(1+e^-x) overflows e^-x for x << 0; tanh saturates instead.
-        return xp_of(x).tanh(x * 0.5) * 0.5 + 0.5
+        xp = xp_of(x)
+        # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
+        # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
+        # The numerator max(z, [x >= 0]) is 1 or z (a where over random signs is 5x slower).
+        z = xp.exp(-xp.abs(x))
+        return xp.maximum(z, xp.astype(x >= 0, x.dtype)) / (1 + z)
 
     def backward(self, gy: Variable) -> Variable:
         return SigmoidGrad()(self.outputs[0](), gy)
@@ -452,7 +473,8 @@ subtract, multiply, divide, negative = sub, mul, div, neg
 
 def pow(x0: Any, x1: Any) -> Variable:  # noqa: A001 - the standard's name
     """x0 ** x1; a number exponent is a constant (a NumPy scalar counts as the Python
-    number it holds, so float32 ** numpy.float64(2) stays float32)."""
+    number it holds, so float32 ** numpy.float64(2) stays float32). At x0 = 0 the gradients
+    follow PyTorch: 0 for x0 where x1 == 0, 0 for x1 where x1 >= 0."""
     if isinstance(x1, Number) and not isinstance(x1, bool):
         c = int(x1) if isinstance(x1, Integral) else float(x1) if isinstance(x1, Real) else x1
         return PowScalar(c)(x0)
@@ -515,7 +537,9 @@ def tanh(x: Any) -> Variable:
 
 
 def sigmoid(x: Any) -> Variable:
-    """1 / (1 + e^-x), computed as 0.5 tanh(x/2) + 0.5: finite for any finite x."""
+    """1 / (1 + e^-x), in the two-sided form (1/(1+e^-x) for x >= 0, e^x/(1+e^x) below): no
+    overflow, and full relative precision for large negative x (sigmoid(-40) is 4.2e-18, so
+    log(sigmoid(x)) stays finite)."""
     return Sigmoid()(x)
 
 

@@ -137,7 +137,13 @@ class SoftmaxCrossEntropy(Function):
         s = xp.sum(e, axis=1, keepdims=True)
         self.p = e / s
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
-        return -xp.sum(log_p * self.onehot) / self.count
+        # select the target's log-probability (flat positions row * C + t): a product with the
+        # one-hot would turn a -inf logit elsewhere in the row (a mask) into -inf * 0 = NaN
+        rows = xp.arange(n, dtype=t.dtype, device=x.device) * c
+        if valid is None:
+            return -xp.sum(xp.take(xp.reshape(log_p, (-1,)), rows + t)) / self.count
+        picked = xp.take(xp.reshape(log_p, (-1,)), rows + t * xp.astype(valid, t.dtype))
+        return -xp.sum(xp.where(valid, picked, 0.0)) / self.count
 
     def backward(self, gy: Variable) -> tuple:
         x = self.inputs[0]
@@ -155,7 +161,8 @@ class SoftmaxCrossEntropy(Function):
 
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
     """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
-    log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean."""
+    log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean.
+    A logit of -inf (a mask) other than the target's is allowed: it has probability 0."""
     return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, array_data(x, "softmax_cross_entropy"),
                                                    "softmax_cross_entropy"))
 
@@ -170,7 +177,13 @@ class SigmoidCrossEntropy(Function):
                              f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
         # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
-        loss = xp.maximum(x, xp.zeros_like(x)) - x * t + xp.log1p(xp.exp(-xp.abs(x)))
+        ax = xp.abs(x)
+        loss = xp.maximum(x, 0.0) - x * t + xp.log1p(xp.exp(-ax))
+        if bool(xp.any(xp.isinf(ax))):
+            # a masked logit (x = -inf, t = 0, or x = inf, t = 1) costs 0, not inf * 0 = NaN:
+            # max(x, 0) - x t is |x| (1 - t) for x >= 0 and |x| t below, its factor 0 selected
+            a = xp.where(x >= 0, 1 - t, t)
+            loss = xp.where(a == 0, 0.0, ax) * a + xp.log1p(xp.exp(-ax))
         return xp.sum(loss) / x.size
 
     def backward(self, gy: Variable) -> tuple:
@@ -183,7 +196,8 @@ class SigmoidCrossEntropy(Function):
 
 def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     """Mean over all elements of the binary cross entropy of logits ``x`` against labels ``t``
-    (0/1, integer or float, same shape), computed stably from the logits."""
+    (0/1, integer or float, same shape), computed stably from the logits; an infinite logit
+    on its label's side (-inf with label 0, inf with label 1) costs 0."""
     xd = array_data(x, "sigmoid_cross_entropy")
     if not (isinstance(t, Variable) and t.requires_grad):
         td = t.data if isinstance(t, Variable) else t

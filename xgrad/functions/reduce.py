@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from xgrad.core import Function, Variable
@@ -105,20 +106,23 @@ class Prod(_Reduction):
         if not bool(xp.any(zero)):
             return self._expand(gy) * self._expand(self.outputs[0]()) / x
         # With zeros, y / x is 0/0. d y / d x_i is the product of the others: (product of the
-        # non-zero others) * (product of the zero others), the second being 1 without zeros,
-        # the one zero x_k itself for the others when there is one, and 0 with two or more.
+        # non-zero others) * Z_i, Z_i the product of the zero-valued others. Z_i is written so
+        # that its value and its first derivative are exact (hence y's second derivative):
+        # no zero: 1; one zero x_k: 1 at k, x_k elsewhere; two zeros x_a, x_b: at a, x_b
+        # (= sum of the zeros - x_a), elsewhere x_a x_b, whose derivative is 0 here, as is
+        # every Z_i with three or more zeros.
         dt = xd.dtype
         zf = xp.astype(zero, dt)
         nzeros = xp.sum(zf, axis=self.axes, keepdims=True)
         none = xp.astype(nzeros == 0, dt)
         one = xp.astype(nzeros == 1, dt)
-        keep = none + one * zf  # where the product of the zero others is 1
-        take_zero = one * (1 - zf)  # ... or x_k (value 0, kept in the graph for d2y)
+        two = xp.astype(nzeros == 2, dt)
         x_nz = x * Variable._wrap(1 - zf, False) + Variable._wrap(zf, False)
         p_nz = Prod(self.axes, True)(x_nz)
-        zsum = Sum(self.axes, True)(x * Variable._wrap(zf, False))
-        others = (broadcast_to(p_nz, x.shape) / x_nz) * (
-            Variable._wrap(keep, False) + Variable._wrap(take_zero, False) * zsum)
+        zsum = broadcast_to(Sum(self.axes, True)(x * Variable._wrap(zf, False)), x.shape)
+        z = (Variable._wrap(none + one * zf, False) + Variable._wrap(one * (1 - zf), False) * zsum
+             + Variable._wrap(two * zf, False) * (zsum - x))
+        others = (broadcast_to(p_nz, x.shape) / x_nz) * z
         return self._expand(gy) * others
 
 
@@ -137,13 +141,14 @@ class LogSumExp(_Reduction):
 
     def backward(self, gy: Variable) -> Variable:
         # the softmax exp(x - y): bounded by 1, so it never overflows
-        y = self.outputs[0]()
+        y = self._expand(self.outputs[0]())
         yd = y.data
         xp = xp_of(yd)
-        finite = xp.isfinite(yd)
-        if not bool(xp.all(finite)):  # an all -inf slice: its softmax is 0, not -inf - -inf
-            y = where(finite, y, 0.0)
-        return self._expand(gy) * exp(self.inputs[0] - self._expand(y))
+        empty = xp.asarray(yd == -math.inf)  # (0-d NumPy comparisons give a scalar)
+        if bool(xp.any(empty)):  # an all -inf slice: its softmax is 0, not -inf - -inf
+            y = where(empty, 0.0, y)
+        # a slice holding +inf: exp(x - inf) is 0 for its finite entries, NaN for the inf ones
+        return self._expand(gy) * exp(self.inputs[0] - y)
 
 
 class Var(_Reduction):
@@ -161,12 +166,16 @@ class Var(_Reduction):
     def _centered(self) -> tuple:
         x = self.inputs[0]
         n = _count(x.shape, self.axes)
-        return x - broadcast_to(Mean(self.axes, True)(x), x.shape), n - self.correction
+        # N - correction clipped at 0, as the forward divides by (max is this module's)
+        dof = n - self.correction if n > self.correction else 0
+        return x - broadcast_to(Mean(self.axes, True)(x), x.shape), dof
 
     def backward(self, gy: Variable) -> Variable:
-        # the deviations sum to 0, so the mean's own dependence on x drops out
+        # the deviations sum to 0, so the mean's own dependence on x drops out; with no
+        # degrees of freedom left (N - correction <= 0) the factor is infinite, as the forward's
+        # division by 0 (NaN where the deviation is 0, like PyTorch)
         d, dof = self._centered()
-        return self._expand(gy) * d * (2 / dof)
+        return self._expand(gy) * d * (2 / dof if dof > 0 else math.inf)
 
 
 class Std(Var):
@@ -178,9 +187,16 @@ class Std(Var):
         return xp_of(x).std(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
-        # d std = d var / (2 std); infinite where std is 0
+        # d std = d var / (2 std). Where std is 0 (a constant slice) that is 0/0: the
+        # subgradient there is 0 (PyTorch's choice); the denominator is made 1 first so that
+        # no NaN enters the graph of a second derivative either
         d, dof = self._centered()
-        return self._expand(gy) * d / (self._expand(self.outputs[0]()) * dof)
+        s = self._expand(self.outputs[0]())
+        xp = xp_of(s.data)
+        flat = xp.asarray(s.data == 0)  # (0-d NumPy comparisons give a scalar)
+        if not bool(xp.any(flat)):
+            return self._expand(gy) * d / (s * dof)
+        return where(flat, 0.0, self._expand(gy) * d / (where(flat, 1.0, s) * dof))
 
 
 class CumulativeSum(Function):
@@ -225,23 +241,28 @@ def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: 
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """Product over ``axis``; the gradient is exact with zeros in the input (the product of
-    the other elements), and so is the second derivative with at most one zero per slice."""
+    """Product over ``axis``; the gradient (the product of the other elements) and the second
+    derivative are exact with any number of zeros in the input."""
     return Prod(axis, keepdims)(x)
 
 
 def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
-    """log(sum(exp(x))) over ``axis``, shifted by the maximum: finite for any finite x."""
+    """log(sum(exp(x))) over ``axis``, shifted by the maximum: finite for any finite x. A slice
+    of only -inf gives -inf with gradient 0; one holding +inf gives inf, with gradient 0 for its
+    finite entries."""
     return LogSumExp(axis, keepdims)(x)
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0) -> Variable:
-    """Variance over ``axis``, dividing by N - ``correction`` (1 for the unbiased estimate)."""
+    """Variance over ``axis``, dividing by N - ``correction`` (1 for the unbiased estimate).
+    With N - correction <= 0 the result and its gradient are NaN or inf (as in PyTorch)."""
     return Var(axis, keepdims, correction)(x)
 
 
 def std(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0) -> Variable:
-    """Standard deviation over ``axis``, dividing by N - ``correction``."""
+    """Standard deviation over ``axis``, dividing by N - ``correction``. Where a slice is
+    constant (std 0) the gradient is the subgradient 0, as in PyTorch; with N - correction <= 0
+    the result and its gradient are NaN or inf."""
     return Std(axis, keepdims, correction)(x)
 
 
