@@ -1,0 +1,69 @@
+"""Sharded loading: every rank reads its own disjoint slice of each global batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from xgrad.data.loader import DataLoader, _check_batch_size, _gather, _move, _target
+from xgrad.distributed.comm import Communicator
+
+__all__ = ["ShardedLoader"]
+
+
+class ShardedLoader(DataLoader):
+    """Global batches of ``batch_size`` examples drawn as one ``DataLoader`` would (the same
+    seeded permutation on every rank), each cut into ``comm.size`` contiguous slices as equal as
+    can be; this rank gets slice ``comm.rank``. Every rank sees the same number of batches.
+
+    Epoch ``e`` uses the permutation drawn from ``(seed, e)``; each ``iter()`` moves to the next
+    epoch, ``set_epoch(e)`` chooses one (to resume). Without a seed rank 0 draws one and sends
+    it to the others. ``len()`` is the number of global batches; the last one, with
+    ``drop_last=False``, may be smaller and (if smaller than the number of ranks) leave some
+    ranks an empty slice: pass each batch's length to ``DistributedOptimizer.update``."""
+
+    def __init__(self, dataset: Any, batch_size: int, comm: Communicator, shuffle: bool = False,
+                 seed: int | None = None, drop_last: bool = False, backend: Any = None,
+                 device: Any = None) -> None:
+        if not isinstance(comm, Communicator):
+            raise TypeError(f"ShardedLoader: comm must be a Communicator "
+                            f"(xgrad.distributed.init()), got {type(comm).__name__}")
+        super().__init__(dataset, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
+                         backend=backend, device=device)
+        _check_batch_size(batch_size, "ShardedLoader")
+        if shuffle and seed is None:
+            seed = comm.bcast_obj(int(np.random.default_rng().integers(2**63)) if comm.is_root
+                                  else None)
+        self.comm, self.seed, self.epoch = comm, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Make the next ``iter()`` use epoch ``epoch``'s order."""
+        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+            raise ValueError(f"ShardedLoader.set_epoch: epoch must be an int >= 0, got "
+                             f"{epoch!r}")
+        self.epoch = int(epoch)
+
+    def shard(self, n: int) -> tuple[int, int]:
+        """(start, stop) of this rank's slice of a global batch of ``n`` examples."""
+        size, rank = self.comm.size, self.comm.rank
+        q, r = divmod(n, size)
+        start = rank * q + min(rank, r)
+        return start, start + q + (rank < r)
+
+    def __iter__(self) -> Iterator[tuple]:
+        n = len(self.dataset)
+        if self.shuffle:
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
+        else:
+            order = np.arange(n)
+        self.epoch += 1
+        return self._batches(order, _target(self.backend, self.device))
+
+    def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:
+        bs = self.batch_size
+        for i in range(len(self)):
+            batch = order[i * bs:(i + 1) * bs]
+            start, stop = self.shard(len(batch))
+            yield _move(_gather(self.dataset, batch[start:stop]), target)
