@@ -28,13 +28,15 @@ CASES = {
     "adam": ("Adam", "float64", "numpy", 12, "fixed", "same", 25, None),
     "adam-f32": ("Adam", "float32", "numpy", 12, "fixed", "same", 25, None),
     "clip": ("Adam", "float64", "numpy", 12, "fixed", "same", 25, 0.05),
-    "unequal": ("MomentumSGD", "float64", "numpy", 10, "fixed", "same", 25, None),
+    "unequal": ("MomentumSGD", "float64", "numpy", 11, "fixed", "same", 25, None),
     # rank r seeded with 100 + r: only the broadcast makes the ranks start alike
     "broadcast": ("Adam", "float64", "numpy", 12, "fixed", "per-rank", 25, None),
     # lazy layers: a forward pass, then broadcast_parameters (each rank seeded differently)
     "lazy": ("Adam", "float64", "numpy", 12, "lazy-dry-run", "per-rank", 25, None),
     # lazy layers broadcast by DistributedOptimizer at its first update (same seeds)
     "lazy-auto": ("SGD", "float64", "numpy", 12, "lazy", "same", 25, None),
+    # ... and with each rank seeded differently: the ranks still end identical
+    "lazy-auto-seeds": ("SGD", "float64", "numpy", 12, "lazy", "per-rank", 25, None),
     "strict": ("Adam", "float64", "array_api_strict", 12, "fixed", "per-rank", 25, 0.05),
     "one-bucket": ("Adam", "float32", "numpy", 12, "fixed", "same", 1000, None),
     "many-buckets": ("Adam", "float32", "numpy", 12, "fixed", "same", 1e-5, None),

@@ -118,10 +118,20 @@ def _initial(worker, case):
 
 
 def test_unequal_split_is_unequal():
-    assert _worker().CASES["unequal"][3] == 10  # 5 + 5 on two ranks, 4 + 3 + 3 on three
-    sizes = [dist.ShardedLoader(Dataset(np.zeros((10, 1))), 10, _Fake(r, 3)).shard(10)
-             for r in range(3)]
-    assert [b - a for a, b in sizes] == [4, 3, 3]
+    assert _worker().CASES["unequal"][3] == 11
+    for n, want in ((2, [6, 5]), (3, [4, 4, 3])):
+        sizes = [dist.ShardedLoader(Dataset(np.zeros((11, 1))), 11, _Fake(r, n)).shard(11)
+                 for r in range(n)]
+        assert [b - a for a, b in sizes] == want
+
+
+@pytest.mark.parametrize("n", RANKS)
+def test_lazy_layers_broadcast_at_the_first_update(jobs, n):
+    out, _ = jobs[n]
+    ranks = [np.load(out / f"lazy-auto-seeds-rank{r}.npz") for r in range(n)]
+    for name in ranks[0].files:
+        for r in range(1, n):
+            assert np.array_equal(ranks[r][name], ranks[0][name]), name
 
 
 @pytest.mark.parametrize("n", RANKS)
@@ -286,7 +296,7 @@ def test_sharded_loader_slices_each_global_batch():
     ds = Dataset(np.arange(23.0)[:, None], np.arange(23))
     full = dist.ShardedLoader(ds, 8, _Fake(0, 1), shuffle=True, seed=4)
     parts = [dist.ShardedLoader(ds, 8, _Fake(r, 3), shuffle=True, seed=4) for r in range(3)]
-    for epoch in range(2):
+    for _ in range(2):
         want = [t.tolist() for _, t in full]
         got = [[t.tolist() for _, t in p] for p in parts]
         assert all(len(g) == len(want) == 3 for g in got)
