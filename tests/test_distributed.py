@@ -374,3 +374,31 @@ def test_launcher_command(tmp_path):
     assert "OMPI_ALLOW_RUN_AS_ROOT" not in env or "OMPI_ALLOW_RUN_AS_ROOT" in os.environ
     with pytest.raises(SystemExit):
         launcher.main(["-n", "0", "s.py"])
+
+
+def test_example_on_two_ranks_matches_one_process(tmp_path):
+    pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py (pip install 'xgrad[mpi]')")
+    pytest.importorskip("sklearn", reason="the digits example needs scikit-learn")
+    script = str(ROOT / "examples" / "digits_mlp_distributed.py")
+    env = dict(_env(), MPLBACKEND="Agg")
+    runs = {}
+    for n in (1, 2):
+        d = tmp_path / f"n{n}"
+        d.mkdir()
+        cmd = [sys.executable, script] if n == 1 else \
+            [sys.executable, "-m", "xgrad.distributed.run", "-n", "2", "--timeout",
+             str(JOB_TIMEOUT), script]
+        runs[n] = d, subprocess.Popen([*cmd, "--smoke", "--out", "out"],
+                                      cwd=d, env=env, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True)
+    acc = {}
+    for n, (d, proc) in runs.items():
+        rc, out, err = _finish(proc)
+        assert rc == 0, f"{n} rank(s) failed:\n{out}\n{err}"
+        lines = out.strip().splitlines()
+        assert sum(ln.startswith("test accuracy: ") for ln in lines) == 1  # rank 0 alone
+        assert lines[-1].startswith("test accuracy: ")
+        acc[n] = float(lines[-1].split()[-1])
+        assert err.count("100%") <= 2 and "rank(s)" in err  # one bar (drawn, then closed)
+        assert [p.name for p in (d / "out").iterdir()] == ["digits_mlp_distributed.png"]
+    assert abs(acc[2] - acc[1]) <= 2 / 359, acc  # at most two of the 359 test images differ
