@@ -71,12 +71,34 @@ def jobs(tmp_path_factory):
     for n in (2, 3):
         out = tmp_path_factory.mktemp(f"ranks{n}")
         procs[n] = out, _launch(n, [str(WORKER), "all", str(out)], out)
+    examples = _start_examples(tmp_path_factory.mktemp("example"))  # meanwhile
     results = {}
     for n, (out, proc) in procs.items():
         rc, so, se = _finish(proc)
         assert rc == 0, f"the {n}-rank job failed ({rc}):\n{so}\n{se}"
         results[n] = out, [json.loads((out / f"rank{r}.json").read_text()) for r in range(n)]
+    results["example"] = {n: (d, *_finish(proc)) for n, (d, proc) in examples.items()}
     return results
+
+
+def _start_examples(base):
+    """The digits example's smoke run on 1 process and on 2 ranks, started together."""
+    try:
+        import sklearn  # noqa: F401
+    except ImportError:
+        return {}
+    script = str(ROOT / "examples" / "digits_mlp_distributed.py")
+    env = dict(_env(), MPLBACKEND="Agg")
+    runs = {}
+    for n in (1, 2):
+        d = base / f"n{n}"
+        d.mkdir()
+        cmd = [sys.executable, script] if n == 1 else \
+            [sys.executable, "-m", "xgrad.distributed.run", "-n", "2", "--timeout",
+             str(JOB_TIMEOUT), script]
+        runs[n] = d, subprocess.Popen([*cmd, "--smoke", "--out", "out"], cwd=d, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -209,17 +231,38 @@ def test_a_failing_rank_ends_the_job(tmp_path):
     assert "Traceback" in err and "ValueError: deliberate failure on rank 2" in err
 
 
-def test_launcher_timeout_ends_a_hung_job(tmp_path):
+def test_launcher_timeout_and_termination_end_every_rank(tmp_path):
     pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py (pip install 'xgrad[mpi]')")
     script = tmp_path / "hang.py"
-    script.write_text("import time\ntime.sleep(120)\n")
-    start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "xgrad.distributed.run", "-n", "2",
-                           "--timeout", "3", str(script)], cwd=tmp_path, env=_env(),
-                          capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 124
-    assert "ran past --timeout 3" in proc.stderr
-    assert time.monotonic() - start < 30
+    script.write_text("import os, sys, time\n"
+                      "open(os.path.join(sys.argv[1], f'pid{os.getpid()}'), 'w').close()\n"
+                      "time.sleep(120)\n")
+    procs = {}
+    for how in ("timeout", "terminate"):
+        d = tmp_path / how
+        d.mkdir()
+        limit = ["--timeout", "8"] if how == "timeout" else []
+        procs[how] = d, subprocess.Popen(
+            [sys.executable, "-m", "xgrad.distributed.run", "-n", "2", *limit, str(script),
+             str(d)], cwd=d, env=_env(), stderr=subprocess.PIPE, text=True)
+    d, proc = procs["terminate"]
+    deadline = time.monotonic() + 60
+    while len(list(d.glob("pid*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.terminate()
+    for how, (d, proc) in procs.items():
+        start = time.monotonic()
+        err = proc.communicate(timeout=60)[1]
+        assert proc.returncode == (124 if how == "timeout" else 143), (how, err)
+        assert time.monotonic() - start < 30
+        if how == "timeout":
+            assert "ran past --timeout 8" in err
+        pids = [int(f.name[3:]) for f in d.glob("pid*")]
+        assert len(pids) == 2, how
+        time.sleep(0.5)
+        for pid in pids:
+            with pytest.raises(ProcessLookupError):
+                os.kill(pid, 0)
 
 
 # --- without MPI ---------------------------------------------------------------------------
@@ -376,24 +419,11 @@ def test_launcher_command(tmp_path):
         launcher.main(["-n", "0", "s.py"])
 
 
-def test_example_on_two_ranks_matches_one_process(tmp_path):
-    pytest.importorskip("mpi4py", reason="the MPI tests need mpi4py (pip install 'xgrad[mpi]')")
-    pytest.importorskip("sklearn", reason="the digits example needs scikit-learn")
-    script = str(ROOT / "examples" / "digits_mlp_distributed.py")
-    env = dict(_env(), MPLBACKEND="Agg")
-    runs = {}
-    for n in (1, 2):
-        d = tmp_path / f"n{n}"
-        d.mkdir()
-        cmd = [sys.executable, script] if n == 1 else \
-            [sys.executable, "-m", "xgrad.distributed.run", "-n", "2", "--timeout",
-             str(JOB_TIMEOUT), script]
-        runs[n] = d, subprocess.Popen([*cmd, "--smoke", "--out", "out"],
-                                      cwd=d, env=env, stdout=subprocess.PIPE,
-                                      stderr=subprocess.PIPE, text=True)
+def test_example_on_two_ranks_matches_one_process(jobs):
+    if not jobs["example"]:
+        pytest.skip("the digits example needs scikit-learn")
     acc = {}
-    for n, (d, proc) in runs.items():
-        rc, out, err = _finish(proc)
+    for n, (d, rc, out, err) in jobs["example"].items():
         assert rc == 0, f"{n} rank(s) failed:\n{out}\n{err}"
         lines = out.strip().splitlines()
         assert sum(ln.startswith("test accuracy: ") for ln in lines) == 1  # rank 0 alone

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
+import numpy as np  # numpy-ok: host-side index permutations, like xgrad.data
 
 from xgrad.data.loader import DataLoader, _check_batch_size, _gather, _move, _target
 from xgrad.distributed.comm import Communicator

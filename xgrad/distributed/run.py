@@ -19,6 +19,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 
 def find_mpiexec() -> str:
@@ -64,16 +65,33 @@ def command(n: int, target: list[str], mpiexec: str | None = None,
 
 
 def run(n: int, target: list[str], timeout: float | None = None) -> int:
-    """Run the job and return its exit status (124 if it ran past ``timeout`` seconds)."""
+    """Run the job and return its exit status (124 if it ran past ``timeout`` seconds, 128 +
+    the signal if this launcher was terminated: the job is ended either way)."""
     argv, env = command(n, target)
+    # its own session, so that ending it reaches mpiexec, its proxies and every rank
     proc = subprocess.Popen(argv, env=env, start_new_session=True)
+    received: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, stop)
+    deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        print(f"xgrad.distributed.run: the job ran past --timeout {timeout:g} s; ending it",
-              file=sys.stderr, flush=True)
-        _end(proc)
-        return 124
+        while True:
+            try:
+                return proc.wait(timeout=0.1)
+            except subprocess.TimeoutExpired:
+                pass
+            if received:
+                _end(proc)
+                return 128 + received[0]
+            if deadline is not None and time.monotonic() > deadline:
+                print(f"xgrad.distributed.run: the job ran past --timeout {timeout:g} s; "
+                      f"ending it", file=sys.stderr, flush=True)
+                _end(proc)
+                return 124
     except KeyboardInterrupt:
         _end(proc)
         return 130
