@@ -112,6 +112,19 @@ def check_no_alias(comm: dist.Communicator) -> dict:
         }
 
 
+def partial_gradients(comm: dist.Communicator) -> dict:
+    """Parameter ``a`` has a gradient on every rank, ``b`` on rank 0 only, ``c`` on none:
+    the averaged gradients that ``update()`` leaves for the wrapped optimizer."""
+    with xgrad.use_backend("numpy"):
+        a, b, c = (xgrad.Parameter(xgrad.zeros((3,), dtype="float64")) for _ in range(3))
+        opt = dist.DistributedOptimizer(optim.SGD(0.0).setup([a, b, c]), comm)
+        x = xgrad.ones((3,), dtype="float64") * float(comm.rank + 1)
+        loss = F.sum(a * x) + (F.sum(b * x) if comm.rank == 0 else 0.0)
+        loss.backward()
+        opt.update()
+        return {"a": a.grad.data.tolist(), "b": b.grad.data.tolist(), "c": c.grad is None}
+
+
 def collectives(comm: dist.Communicator) -> dict:
     """The communicator's collectives on numpy and array_api_strict arrays."""
     import array_api_strict as xs
@@ -177,6 +190,7 @@ def main() -> None:
     res = {"init": [type(comm).__name__, dist.launched_by_mpi()]}
     res["collectives"] = collectives(comm)
     res["no_alias"] = check_no_alias(comm)
+    res["partial"] = partial_gradients(comm)
     res["mismatch"] = [mismatch(comm, "broadcast"), mismatch(comm, "update")]
     for case in CASES:
         np.savez(outdir / f"{case}-rank{comm.rank}.npz", **train(case, comm))

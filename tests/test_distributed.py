@@ -174,6 +174,13 @@ def test_bucket_never_aliases_a_gradient(jobs, n):
 
 
 @pytest.mark.parametrize("n", RANKS)
+def test_missing_gradients_count_as_zeros(jobs, n):
+    mean = sum(range(1, n + 1)) / n
+    for res in jobs[n][1]:
+        assert res["partial"] == {"a": [mean] * 3, "b": [1 / n] * 3, "c": True}
+
+
+@pytest.mark.parametrize("n", RANKS)
 def test_collectives(jobs, n):
     results = jobs[n][1]
     for r, res in enumerate(results):
@@ -315,6 +322,25 @@ def test_register_a_communicator():
     finally:
         dist.comm._REGISTRY.pop("test-mine", None)
         dist.comm._INSTANCES.pop("test-mine", None)
+
+
+def test_entry_point_group_registers_communicators(monkeypatch):
+    import importlib.metadata
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        project = tomllib.load(f)["project"]
+    assert "xgrad.communicators" in project["entry-points"]
+    assert [r.split(">")[0] for r in project["optional-dependencies"]["mpi"]] == ["mpi4py"]
+    ep = importlib.metadata.EntryPoint(name="ep-comm", group="xgrad.communicators",
+                                       value="xgrad.distributed.comm:SingleCommunicator")
+    monkeypatch.setattr(importlib.metadata, "entry_points",
+                        lambda group=None: [ep] if group == "xgrad.communicators" else [])
+    monkeypatch.setattr(dist.comm, "_entry_points_loaded", False)
+    monkeypatch.setattr(dist.comm, "_REGISTRY", dict(dist.comm._REGISTRY))
+    monkeypatch.setattr(dist.comm, "_INSTANCES", {})
+    assert "ep-comm" in dist.registered()
+    assert type(dist.init("ep-comm")) is dist.SingleCommunicator
 
 
 def test_single_communicator_collectives(xp):

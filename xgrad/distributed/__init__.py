@@ -8,7 +8,7 @@ train.py``, or ``mpiexec``/``srun`` on a cluster)::
     opt = dist.DistributedOptimizer(optim.Adam().setup(model), comm)
     loader = dist.ShardedLoader(train_set, 128, comm, shuffle=True, seed=0)
     for x, t in loader:                        # this rank's slice of each global batch
-        ...; loss.backward(); opt.update(batch_size=len(t))   # averaged gradients
+        ...; loss.backward(); opt.update(batch_size=t.shape[0])   # averaged gradients
 
 Importing this package imports neither mpi4py nor CuPy: the MPI communicator imports mpi4py
 when it is created.
