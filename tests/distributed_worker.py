@@ -113,16 +113,20 @@ def check_no_alias(comm: dist.Communicator) -> dict:
 
 
 def partial_gradients(comm: dist.Communicator) -> dict:
-    """Parameter ``a`` has a gradient on every rank, ``b`` on rank 0 only, ``c`` on none:
-    the averaged gradients that ``update()`` leaves for the wrapped optimizer."""
+    """Parameter ``a`` (and the 0-d ``d``) has a gradient on every rank, ``b`` on rank 0 only,
+    ``c`` on none; rank r weighs r + 1: the averaged gradients that ``update()`` leaves for
+    the wrapped optimizer."""
     with xgrad.use_backend("numpy"):
         a, b, c = (xgrad.Parameter(xgrad.zeros((3,), dtype="float64")) for _ in range(3))
-        opt = dist.DistributedOptimizer(optim.SGD(0.0).setup([a, b, c]), comm)
+        d = xgrad.Parameter(xgrad.zeros((), dtype="float64"))
+        opt = dist.DistributedOptimizer(optim.SGD(0.0).setup([a, b, c, d]), comm)
         x = xgrad.ones((3,), dtype="float64") * float(comm.rank + 1)
-        loss = F.sum(a * x) + (F.sum(b * x) if comm.rank == 0 else 0.0)
+        loss = F.sum(a * x) + d * float(comm.rank + 1)
+        loss = loss + F.sum(b * x) if comm.rank == 0 else loss
         loss.backward()
-        opt.update()
-        return {"a": a.grad.data.tolist(), "b": b.grad.data.tolist(), "c": c.grad is None}
+        opt.update(batch_size=comm.rank + 1)
+        return {"a": a.grad.data.tolist(), "b": b.grad.data.tolist(), "c": c.grad is None,
+                "d": [d.grad.data.shape, float(d.grad.data)]}
 
 
 def collectives(comm: dist.Communicator) -> dict:

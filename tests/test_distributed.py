@@ -175,9 +175,13 @@ def test_bucket_never_aliases_a_gradient(jobs, n):
 
 @pytest.mark.parametrize("n", RANKS)
 def test_missing_gradients_count_as_zeros(jobs, n):
-    mean = sum(range(1, n + 1)) / n
+    w = np.arange(1, n + 1.0)  # rank r's weight and gradient are both r + 1
+    mean = float((w * w).sum() / w.sum())
     for res in jobs[n][1]:
-        assert res["partial"] == {"a": [mean] * 3, "b": [1 / n] * 3, "c": True}
+        p = res["partial"]
+        assert p["a"] == pytest.approx([mean] * 3, rel=1e-15)
+        assert p["b"] == pytest.approx([1 / w.sum()] * 3, rel=1e-15)  # rank 0 alone, weight 1
+        assert p["c"] is True and p["d"] == [[], pytest.approx(mean, rel=1e-15)]
 
 
 @pytest.mark.parametrize("n", RANKS)

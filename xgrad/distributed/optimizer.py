@@ -20,6 +20,7 @@ they differ, every rank gathers every rank's list and raises the same
 
 from __future__ import annotations
 
+import numbers
 import weakref
 import zlib
 from collections.abc import Iterable
@@ -163,6 +164,14 @@ def _broadcast_arrays(comm: Communicator, arrays: list[Any], root: int,
     return out
 
 
+def _scaled(g: Any, w: float) -> Any:
+    """``g * w`` as an array of ``g``'s type (NumPy makes 0-d products scalars)."""
+    if w == 1.0:
+        return g
+    out = g * w
+    return out if type(out) is type(g) else get_namespace(g).asarray(out)
+
+
 def _cap(bucket_cap_mb: float, who: str) -> float:
     if isinstance(bucket_cap_mb, bool) or not isinstance(bucket_cap_mb, (int, float)) \
             or not bucket_cap_mb > 0:
@@ -269,8 +278,8 @@ class DistributedOptimizer:
         """Average the gradients over the ranks (weighted by ``batch_size`` if given), then
         run the wrapped optimizer's update."""
         who = "DistributedOptimizer.update"
-        if batch_size is not None and (isinstance(batch_size, bool)
-                                       or not isinstance(batch_size, int) or batch_size < 0):
+        if batch_size is not None and (isinstance(batch_size, bool) or batch_size < 0
+                                       or not isinstance(batch_size, numbers.Integral)):
             raise ValueError(f"{who}: batch_size must be an int >= 0 (the examples behind "
                              f"this rank's loss), got {batch_size!r}")
         comm = self.comm
@@ -296,7 +305,7 @@ class DistributedOptimizer:
                 g = get_namespace(d).zeros(tuple(d.shape), dtype=d.dtype, device=d.device)
             else:
                 g = p.grad.data
-            grads.append(g * w if w != 1.0 else g)
+            grads.append(_scaled(g, w))
         for idx in _groups(grads, self._cap):
             flat = comm.allreduce(_flatten([grads[i] for i in idx]), op="sum")
             if total != 1.0 and total > 0:
