@@ -270,10 +270,25 @@ def test_launcher_timeout_and_termination_end_every_rank(tmp_path):
             assert "ran past --timeout 8" in err
         pids = [int(f.name[3:]) for f in d.glob("pid*")]
         assert len(pids) == 2, how
-        time.sleep(0.5)
-        for pid in pids:
-            with pytest.raises(ProcessLookupError):
-                os.kill(pid, 0)
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not any(_alive(pid) for pid in pids), how
+
+
+def _alive(pid):
+    """True while process ``pid`` runs (an exited process not yet reaped counts as ended)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    except OSError:  # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    return stat.rpartition(")")[2].split()[0] not in ("Z", "X")
 
 
 # --- without MPI ---------------------------------------------------------------------------
