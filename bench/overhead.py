@@ -1,4 +1,4 @@
-"""The engine's per-operation overhead (issue 2) and the namespace lookup in its hot path (issue 3).
+"""The engine's per-operation overhead and the namespace lookup in its hot path.
 
     python bench/overhead.py [--backend numpy|cupy] [--peers dezero,torch] [--rounds 15]
                              [--instructions] [--update-results]
@@ -159,11 +159,11 @@ def render(timing: dict, ic: dict, costs: dict, per_op: dict, threads: int) -> s
             lines[-1] += f" (xgrad/floor {ic['xgrad'] / ic['floor']:.2f}x)"
     if "dezero" in libs and x:
         half = libs["dezero"]["us_per_op"] / 2
-        lines += ["", f"Issue 2 target (<= half of DeZero, {half:.2f} us/op): "
+        lines += ["", f"Target (<= half of DeZero, {half:.2f} us/op): "
                   f"{'met' if x <= half else 'missed by %.0f%%' % ((x / half - 1) * 100)}."]
     if "torch" in libs and x:
         t = libs["torch"]["us_per_op"]
-        lines += ["", f"Issue 7 target (<= PyTorch eager, {t:.2f} us/op): "
+        lines += ["", f"Target (<= PyTorch eager, {t:.2f} us/op): "
                   f"{'met' if x <= t else 'missed by %.0f%%' % ((x / t - 1) * 100)}."]
     kinds = list(next(iter(costs.values())))
     lines += ["", "Namespace lookup, ns per call (median of 7 repeats of about 0.2 s each):", "",

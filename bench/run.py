@@ -305,7 +305,7 @@ def _verdict(value: float, limit: float) -> str:
 
 
 def targets(report: dict) -> list[tuple[str, str, str]]:
-    """(target, measured, verdict) for the issues' targets that this run measured."""
+    """(target, measured, verdict) for the speed and memory targets this run measured."""
     out = []
 
     def ratio_row(label: str, key: str, limit: float, memory: bool = False) -> None:
@@ -316,28 +316,27 @@ def targets(report: dict) -> list[tuple[str, str, str]]:
     x = _get(report, "A-chain1k", "xgrad")
     if x is not None:
         if report["backend"] == "cupy":
-            out.append(("A: <= 35 us/op on the GPU (issue 7)", f"{x:.1f} us/op", _verdict(x, 35)))
+            out.append(("A: <= 35 us/op on the GPU", f"{x:.1f} us/op", _verdict(x, 35)))
         t = _get(report, "A-chain1k", "torch")
         if t is not None:
-            out.append(("A: at or below PyTorch eager per op (issue 7)",
+            out.append(("A: at or below PyTorch eager per op",
                         f"{x:.2f} vs {t:.2f} us/op", _verdict(x, t)))
         d = _get(report, "A-chain1k", "dezero")
         if d is not None:
-            out.append(("A: at most half of DeZero per op (issue 2)",
+            out.append(("A: at most half of DeZero per op",
                         f"{x:.2f} vs {d:.2f} us/op", _verdict(x, d / 2)))
     for key, c in report["cases"].items():
         cid = c["id"]
         tag = " [malloc tuned]" if c["variant"] == "tuned" else ""
         if c["workload"] in "CDF" and c["timed"]:
             limit = 1.2 if cid.startswith("F-conv2d") else 1.10
-            issue = "issue 4" if cid.startswith(("F-conv2d", "C-mlp784")) else "issue 7"
-            ratio_row(f"{cid}{tag}: <= {limit:.2f}x the floor ({issue})", key, limit)
+            ratio_row(f"{cid}{tag}: <= {limit:.2f}x the floor", key, limit)
         if cid.startswith("C-mlp784"):
             xv, dv = _get(report, key, "xgrad"), _get(report, key, "dezero")
             if xv is not None and dv is not None:
-                out.append((f"{cid}{tag}: faster than DeZero (issue 4)",
+                out.append((f"{cid}{tag}: faster than DeZero",
                             f"{xv:.3g} vs {dv:.3g} ms", _verdict(xv, dv)))
-    ratio_row("E: peak memory <= 1.2x the floor's (issue 7)", "E-tanh200-mem", 1.2, True)
+    ratio_row("E: peak memory <= 1.2x the floor's", "E-tanh200-mem", 1.2, True)
     return out
 
 

@@ -22,7 +22,7 @@ class Case:
     """One measured configuration of a workload."""
 
     id: str                      # unique key, e.g. "C-mlp784-f32"
-    workload: str                # the letter from the issue: A..F
+    workload: str                # the workload's letter: A..F
     kind: str                    # the builder every implementation provides (Impl.<kind>)
     title: str                   # what the table shows
     args: dict                   # arguments of the data generator and the builder (CPU)

@@ -4,13 +4,13 @@ dtype) or returns a documented result, and leaves its Variables, model and optim
 
 Each table row reads ``(id, call, args, expected)``: ``args(env)`` builds the inputs on the
 backend under test, the runner snapshots them, makes the call, checks the outcome and compares
-the snapshot. A row with a ``defect`` fails today because of a reported defect: the note
-names the owner and is attached to the failure; ``core`` defects (engine, creation helpers) are
-marked ``xfail(strict=True)``, so that their fix turns them into passing rows.
+the snapshot. Beside the rows, a sweep calls every public function with each argument in turn
+replaced by each hostile kind of value.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import re
@@ -140,7 +140,6 @@ class Bad:
     args: Callable[[Env], tuple]
     error: Any
     match: str
-    defect: str = ""  # a reported defect that makes this row fail today: "owner: what"
 
 
 @dataclass(frozen=True)
@@ -151,39 +150,26 @@ class Doc:
     call: Callable
     args: Callable[[Env], tuple]
     check: Callable
-    defect: str = ""
 
 
 def _param(row: Bad | Doc) -> Any:
-    core = row.defect.startswith("core")
-    marks = [pytest.mark.xfail(strict=True, reason=row.defect)] if core else []
-    return pytest.param(row, id=row.id, marks=marks)
+    return pytest.param(row, id=row.id)
 
 
 def run_bad(row: Bad, env: Env | None) -> None:
     args = row.args(env)
     before = snapshot(list(args))
-    try:
-        with pytest.raises(row.error) as info:
-            row.call(*args)
-        msg = str(info.value)
-        assert re.search(row.match, msg, re.I | re.S), \
-            f"unclear message {msg!r} (wanted {row.match!r})"
-        assert same(snapshot(list(args)), before), f"{row.id}: the failed call changed its inputs"
-    except BaseException as e:
-        if row.defect:
-            e.add_note(f"known defect, reported: {row.defect}")
-        raise
+    with pytest.raises(row.error) as info:
+        row.call(*args)
+    msg = str(info.value)
+    assert re.search(row.match, msg, re.I | re.S), \
+        f"unclear message {msg!r} (wanted {row.match!r})"
+    assert same(snapshot(list(args)), before), f"{row.id}: the failed call changed its inputs"
 
 
 def run_doc(row: Doc, env: Env) -> None:
     args = row.args(env)
-    try:
-        row.check(row.call(*args), *args)
-    except BaseException as e:
-        if row.defect:
-            e.add_note(f"known defect, reported: {row.defect}")
-        raise
+    row.check(row.call(*args), *args)
 
 
 def named(name: str) -> str:
@@ -215,26 +201,16 @@ FLOAT_ONLY = ["clip", "cos", "exp", "expm1", "gelu", "leaky_relu", "log", "log1p
               "log_softmax", "logsumexp", "mean", "prod", "relu", "sigmoid", "sin", "softmax",
               "softplus", "sqrt", "square", "std", "tan", "tanh", "var", "dropout"]
 FLOAT_ONLY_ARGS = {"clip": (0.0, 1.0)}
-# reported defects of rows generated below (row id prefix -> "owner: what")
-WRONG_TYPE_DEFECTS = {
-    "expand_dims": "A, shape.py: expand_dims reads .shape of a non-array (AttributeError)",
-    "squeeze": "A, shape.py: squeeze reads .shape of a non-array (AttributeError)",
-    "dropout": "B, nn.py: dropout's TypeError for a non-array does not name dropout",
-}
-
-
 def _no_array_rows() -> list:
     """Rows whose arguments hold no array at all (run once, not per backend)."""
     rows = []
     for name in UNARY:
         for bad in ("a", None):
             rows.append(Bad(f"{name}({bad!r})", getattr(F, name), lambda e, bad=bad: (bad,),
-                            TypeError, named(name) + r".*(str|NoneType)",
-                            WRONG_TYPE_DEFECTS.get(name, "")))
-    not_iterable = "A, shape.py: concat/stack of None: 'NoneType' object is not iterable"
+                            TypeError, named(name) + r".*(str|NoneType)"))
     return rows + [
-        Bad("concat(None)", F.concat, lambda e: (None,), TypeError, "concat", not_iterable),
-        Bad("stack(None)", F.stack, lambda e: (None,), TypeError, "stack", not_iterable),
+        Bad("concat(None)", F.concat, lambda e: (None,), TypeError, "concat"),
+        Bad("stack(None)", F.stack, lambda e: (None,), TypeError, "stack"),
         Bad("concat([list, list])", F.concat, lambda e: ([[1.0], [2.0]],), TypeError,
             r"concat.*list"),
     ]
@@ -286,7 +262,7 @@ SHAPES = [
     Bad("sum_to: (3,) to the larger (2, 3)", F.sum_to, lambda e: (e.f(3), (2, 3)), ValueError,
         r"sum_to: .*\(3,\).*\(2, 3\)"),
     Bad("transpose: repeated axes", F.transpose, lambda e: (e.f(2, 3), (0, 0)), ValueError,
-        r"permute_dims: axes \(0, 0\) are not a permutation.*\(2, 3\)"),
+        r"transpose: axes \(0, 0\) are not a permutation.*\(2, 3\)"),
     Bad("permute_dims: too few axes", F.permute_dims, lambda e: (e.f(2, 3), (1,)), ValueError,
         r"axes \(1,\) are not a permutation"),
     Bad("matrix_transpose: 1-d", F.matrix_transpose, lambda e: (e.f(3),), ValueError,
@@ -345,6 +321,59 @@ SHAPES = [
         xgrad.backends.BackendUnavailable, r"unknown backend 'nope'.*usable here"),
     Bad("to: not a target", lambda x: F.to(x, 3), lambda e: (e.f(2),), ValueError,
         r"cannot move data to 3"),
+    # arguments of the wrong kind: the function and the argument named, nothing guessed
+    Bad("reshape: a str shape", lambda x: F.reshape(x, "a"), lambda e: (e.f(2, 3),), TypeError,
+        r"reshape: shape must be an int or a tuple of ints, got str 'a'"),
+    Bad("reshape: a float in the shape", lambda x: F.reshape(x, (2, 3.0)),
+        lambda e: (e.f(2, 3),), TypeError, r"reshape: shape must be .*\(2, 3\.0\)"),
+    Bad("broadcast_to: a negative size", lambda x: F.broadcast_to(x, (-1, 3)),
+        lambda e: (e.f(2, 3),), ValueError, r"broadcast_to: shape entries must be >= 0"),
+    Bad("expand_dims: axis None", lambda x: F.expand_dims(x, None), lambda e: (e.f(2, 3),),
+        TypeError, r"expand_dims: axis must be an int, got NoneType None"),
+    Bad("clip: a list bound", lambda x: F.clip(x, [0.0, 1.0]), lambda e: (e.f(2, 3),),
+        TypeError, r"clip: min must be a real number, got list"),
+    Bad("clip: a NaN bound", lambda x: F.clip(x, None, float("nan")), lambda e: (e.f(2, 3),),
+        ValueError, r"clip: max must be a finite number, got nan"),
+    Bad("dropout: a str ratio", lambda x: F.dropout(x, "0.5"), lambda e: (e.f(2, 3),),
+        TypeError, r"dropout: dropout_ratio must be a real number, got str '0.5'"),
+    Bad("leaky_relu: an array slope", lambda x, s: F.leaky_relu(x, s),
+        lambda e: (e.f(2, 3), e.f(2, 3)), TypeError, r"leaky_relu: slope must be a real number"),
+    Bad("split: a str", lambda x: F.split(x, "a"), lambda e: (e.f(2, 4),), TypeError,
+        r"split: indices_or_sections must be an int, got str 'a'"),
+    Bad("split: a fractional split point", lambda x: F.split(x, (0.5, 2), axis=1),
+        lambda e: (e.f(2, 4),), TypeError, r"split: split points must be an int, got float 0.5"),
+    Bad("split: a float count", lambda x: F.split(x, 2.0, axis=1), lambda e: (e.f(2, 4),),
+        TypeError, r"split: indices_or_sections must be an int, got float 2.0"),
+    Bad("astype: dtype None", lambda x: F.astype(x, None), lambda e: (e.f(2, 3),), TypeError,
+        r"astype: dtype must be a dtype or a dtype name"),
+    Bad("astype: a name that is not a dtype", lambda x: F.astype(x, "nan"),
+        lambda e: (e.f(2, 3),), TypeError, r"astype: dtype must be a dtype or a dtype name"),
+    Bad("sum: keepdims None", lambda x: F.sum(x, keepdims=None), lambda e: (e.f(2, 3),),
+        TypeError, r"sum: keepdims must be True or False, got NoneType None"),
+    Bad("var: NaN correction", lambda x: F.var(x, correction=float("nan")),
+        lambda e: (e.f(2, 3),), ValueError, r"var: correction must be a finite number"),
+    Bad("tensordot: axes True", lambda a, b: F.tensordot(a, b, True),
+        lambda e: (e.f(2, 3), e.f(3, 2)), TypeError, r"tensordot: axes must be an int"),
+    Bad("to: an unknown backend names to", lambda x: F.to(x, "nope"), lambda e: (e.f(2),),
+        xgrad.backends.BackendUnavailable, r"^to: unknown backend 'nope'"),
+    Bad("stack: axis None", lambda a: F.stack([a, a], axis=None), lambda e: (e.f(2, 3),),
+        TypeError, r"stack: axis must be an int, got NoneType"),
+    Bad("im2col: to_matrix a str", lambda x: F.im2col(x, 2, to_matrix="no"),
+        lambda e: (e.f(1, 1, 4, 4),), TypeError, r"im2col: to_matrix must be True or False"),
+    Bad("softmax_cross_entropy: ignore_label 0.5", lambda x, t: F.softmax_cross_entropy(
+        x, t, ignore_label=0.5), lambda e: (e.f(2, 3), e.i(2)), TypeError,
+        r"softmax_cross_entropy: ignore_label must be an int, got float 0.5"),
+    Bad("softmax_cross_entropy: ragged targets", F.softmax_cross_entropy,
+        lambda e: (e.f(2, 3), [[1, 2], [0]]), ValueError,
+        r"softmax_cross_entropy: targets must be an array or nested lists of numbers"),
+    Bad("accuracy: 1-d scores", F.accuracy, lambda e: (e.f(3), e.i(3)), ValueError,
+        r"accuracy: expected scores y of shape \(N, C\), got shape \(3,\)"),
+    Bad("batch_norm: gamma None", F.batch_norm, lambda e: (e.f(2, 3), None, e.f(3)),
+        TypeError, r"batch_norm: gamma: expected a Variable or an array, got builtins.NoneType"),
+    Bad("batch_norm: negative eps", lambda x, g, b: F.batch_norm(x, g, b, eps=-1.0),
+        lambda e: (e.f(2, 3), e.f(3), e.f(3)), ValueError, r"batch_norm: eps must be >= 0"),
+    Bad("get_item: a ragged index list", lambda x: x[[[0, 1], [0]]], lambda e: (e.f(2, 3),),
+        IndexError, r"get_item: an index list must be a rectangular list"),
     # losses and nn functions
     Bad("softmax_cross_entropy: labels of the wrong length", F.softmax_cross_entropy,
         lambda e: (e.f(2, 3), e.i(3)), ValueError,
@@ -408,20 +437,18 @@ SHAPES = [
     Bad("max_pooling: kernel 0", lambda x: F.max_pooling(x, 0), lambda e: (e.f(1, 1, 4, 4),),
         ValueError, r"max_pooling: kernel_size must be >= 1"),
     Bad("average_pooling: kernel larger than the input", lambda x: F.average_pooling(x, 3),
-        lambda e: (e.f(1, 1, 2, 2),), ValueError, r"average_pooling: .*\(1, 1, 2, 2\)",
-        "B, conv.py: average_pooling's errors name im2col"),
+        lambda e: (e.f(1, 1, 2, 2),), ValueError, r"average_pooling: .*\(1, 1, 2, 2\)"),
     Bad("average_pooling: int input", lambda x: F.average_pooling(x, 2),
-        lambda e: (e.i(1, 1, 4, 4),), TypeError, rf"average_pooling: .*{NS}int64",
-        "B, conv.py: average_pooling's errors name im2col"),
+        lambda e: (e.i(1, 1, 4, 4),), TypeError, rf"average_pooling: .*{NS}int64"),
     # integer inputs that would otherwise be promoted to float64 without a word
     Bad("linear: int x", F.linear, lambda e: (e.i(2, 3), e.f(3, 2)), TypeError,
-        rf"linear: .*{NS}int64", "A, linalg.py: linear(int x) silently computes in float64"),
+        rf"linear: .*{NS}int64"),
     Bad("linear: int W", F.linear, lambda e: (e.f(2, 3), e.i(3, 2)), TypeError,
-        rf"linear: .*{NS}int64", "A, linalg.py: linear(int W) silently computes in float64"),
+        rf"linear: .*{NS}int64"),
     Bad("layer_norm: int x", F.layer_norm, lambda e: (e.i(2, 3), e.f(3), e.f(3)), TypeError,
-        rf"layer_norm: .*{NS}int64", "B, nn.py: layer_norm(int x) silently gives float64"),
+        rf"layer_norm: .*{NS}int64"),
     Bad("batch_norm: int x", F.batch_norm, lambda e: (e.i(2, 3), e.f(3), e.f(3)), TypeError,
-        rf"batch_norm: .*{NS}int64", "B, nn.py: batch_norm(int x) silently gives float64"),
+        rf"batch_norm: .*{NS}int64"),
     Bad("mean_squared_error: int inputs", F.mean_squared_error,
         lambda e: (e.i(2, 3), e.i(2, 3)), TypeError,
         rf"mean_squared_error: expected a floating-point array, got dtype {NS}int64"),
@@ -463,10 +490,209 @@ def test_function_refuses(backend, row):
     run_bad(row, Env(backend))
 
 
-def test_every_function_is_in_the_catalogue():
-    """A new public function needs its hostile-input rows here."""
-    covered = {re.match(r"\w+", r.id).group() for r in NO_ARRAY_ROWS + FUNCTION_ROWS}
-    assert sorted(set(F.__all__) - covered) == []
+# ---------------------------------------------------------------------------------------------
+# Functions: every public function, each argument in turn replaced by each hostile kind
+# ---------------------------------------------------------------------------------------------
+def public_functions() -> list[str]:
+    """Every public function of ``xgrad.functions`` (a new one is swept automatically)."""
+    return sorted(n for n in dir(F) if not n.startswith("_")
+                  and inspect.isfunction(getattr(F, n))
+                  and getattr(F, n).__module__.startswith("xgrad.functions"))
+
+
+# A valid value for a parameter, by its name; ``GOOD_CALLS`` below covers the rest.
+GOOD_BY_NAME: dict[str, Callable[[Env], Any]] = {
+    "x": lambda e: e.f(2, 3), "x0": lambda e: e.f(2, 3), "x1": lambda e: e.f(2, 3),
+}
+
+
+def _col(e: Env) -> Variable:
+    return Variable(F.im2col(e.f(1, 1, 4, 4), 2, 2).data)
+
+
+# function -> a valid call ``(args, kwargs)``, every parameter given (defaults spelled out)
+GOOD_CALLS: dict[str, Callable[[Env], tuple[tuple, dict]]] = {
+    "astype": lambda e: ((e.f(2, 3), "int64"), {}),
+    "broadcast_to": lambda e: ((e.f(1, 3), (2, 3)), {}),
+    "get_item": lambda e: ((e.f(2, 3), 1), {}),
+    "matmul": lambda e: ((e.f(2, 3), e.f(3, 2)), {}),
+    "permute_dims": lambda e: ((e.f(2, 3), (1, 0)), {}),
+    "transpose": lambda e: ((e.f(2, 3), (1, 0)), {}),
+    "reshape": lambda e: ((e.f(2, 3), (3, 2)), {}),
+    "sum_to": lambda e: ((e.f(2, 3), (1, 3)), {}),
+    "to": lambda e: ((e.f(2, 3), "numpy"), {}),
+    "clip": lambda e: ((e.f(2, 3),), {"min": -0.5, "max": 0.5}),
+    "concat": lambda e: (([e.f(2, 3), e.f(2, 3)],), {"axis": 0}),
+    "stack": lambda e: (([e.f(2, 3), e.f(2, 3)],), {"axis": 0}),
+    "cumulative_sum": lambda e: ((e.f(2, 3),), {"axis": 1, "include_initial": False}),
+    "expand_dims": lambda e: ((e.f(2, 3),), {"axis": 0}),
+    "squeeze": lambda e: ((e.f(1, 3),), {"axis": 0}),
+    "flip": lambda e: ((e.f(2, 3),), {"axis": 1}),
+    "unstack": lambda e: ((e.f(2, 3),), {"axis": 0}),
+    "split": lambda e: ((e.f(2, 4), 2), {"axis": 1}),
+    "take": lambda e: ((e.f(2, 3), e.i(2)), {"axis": 1}),
+    "leaky_relu": lambda e: ((e.f(2, 3),), {"slope": 0.2}),
+    "linear": lambda e: ((e.f(2, 3), e.f(3, 2), e.f(2)), {}),
+    "tensordot": lambda e: ((e.f(2, 3), e.f(3, 2)), {"axes": 1}),
+    "where": lambda e: ((e.b(2, 3), e.f(2, 3), e.f(2, 3)), {}),
+    "accuracy": lambda e: ((e.f(2, 3), e.i(2)), {}),
+    "dropout": lambda e: ((e.f(2, 3),), {"dropout_ratio": 0.5}),
+    "embed_id": lambda e: ((e.i(2), e.f(5, 3)), {}),
+    "softmax": lambda e: ((e.f(2, 3),), {"axis": -1}),
+    "log_softmax": lambda e: ((e.f(2, 3),), {"axis": -1}),
+    "softmax_cross_entropy": lambda e: ((e.f(2, 3), e.i(2)), {"ignore_label": -1}),
+    "sigmoid_cross_entropy": lambda e: ((e.f(2, 3), e.i(2, 3)), {}),
+    "batch_norm": lambda e: ((e.f(4, 3), e.f(3), e.f(3)),
+                             {"running_mean": e.f(3), "running_var": e.f(3, fill=1.0),
+                              "decay": 0.9, "eps": 2e-5}),
+    "layer_norm": lambda e: ((e.f(2, 3), e.f(3), e.f(3)), {"eps": 1e-5}),
+    "im2col": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0, "to_matrix": True}),
+    "col2im": lambda e: ((_col(e), (1, 1, 4, 4), 2),
+                         {"stride": 2, "pad": 0, "to_matrix": True}),
+    "conv2d": lambda e: ((e.f(1, 3, 5, 5), e.f(2, 3, 3, 3)),
+                         {"b": e.f(2), "stride": 1, "pad": 0}),
+    "deconv2d": lambda e: ((e.f(1, 2, 3, 3), e.f(2, 3, 3, 3)),
+                           {"b": e.f(3), "stride": 1, "pad": 0, "outsize": (5, 5)}),
+    "max_pooling": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0}),
+    "average_pooling": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0}),
+    **{name: (lambda e: ((e.f(2, 3),), {"axis": 1, "keepdims": False}))
+       for name in ("sum", "mean", "max", "min", "prod", "logsumexp")},
+    **{name: (lambda e: ((e.f(2, 3),), {"axis": 1, "keepdims": False, "correction": 0.0}))
+       for name in ("var", "std")},
+}
+
+
+def good_call(name: str, e: Env) -> tuple[tuple, dict]:
+    """A valid call of ``F.<name>``: from ``GOOD_CALLS``, else from its parameters' names."""
+    if name in GOOD_CALLS:
+        return GOOD_CALLS[name](e)
+    args = []
+    for p in inspect.signature(getattr(F, name)).parameters.values():
+        if p.name not in GOOD_BY_NAME:
+            raise LookupError(f"F.{name}: give it a valid call in GOOD_CALLS (no default for "
+                              f"parameter {p.name!r})")
+        args.append(GOOD_BY_NAME[p.name](e))
+    return tuple(args), {}
+
+
+# hostile kinds: name -> the value put in the place of one argument
+HOSTILE: dict[str, Callable[[Env], Any]] = {
+    "str": lambda e: "a",
+    "None": lambda e: None,
+    "list": lambda e: [1.0, 2.0],
+    "nested list": lambda e: [[1.0, 2.0], [3.0]],
+    "float": lambda e: 1.5,
+    "bool": lambda e: True,
+    "NaN": lambda e: float("nan"),
+    "5": lambda e: 5,
+    "-7": lambda e: -7,
+    "int64 array": lambda e: e.i(2, 3),
+    "bool array": lambda e: e.b(2, 3),
+    "0-size array": lambda e: e.f(0),
+    "0-d array": lambda e: e.f(),
+    "(7,) array": lambda e: e.f(7),
+    "NaN array": lambda e: e.f(2, 3, fill=float("nan")),
+}
+ARRAY_KINDS = {"int64 array", "bool array", "0-size array", "0-d array", "(7,) array",
+               "NaN array", "list", "float", "bool", "NaN", "5", "-7"}
+
+
+def _param_class(good: Any) -> str:
+    """What a parameter takes, judged from a valid value: array, arrays, bool, int, float, str."""
+    if isinstance(good, Variable) or xgrad.core.is_array(good):
+        return "array"
+    if isinstance(good, list):
+        return "arrays"
+    if isinstance(good, bool):
+        return "bool"
+    if isinstance(good, int) or (isinstance(good, tuple) and all(isinstance(v, int)
+                                                                  for v in good)):
+        return "int"
+    if isinstance(good, float):
+        return "float"
+    return "str"
+
+
+# parameters where None has a documented meaning though it is not the default
+NONE_MEANS = {("concat", "axis"): "flatten first", ("softmax", "axis"): "all axes",
+              ("log_softmax", "axis"): "all axes", ("get_item", "key"): "a new axis"}
+
+
+def must_refuse(name: str, param: str, default: Any, good: Any, kind: str) -> bool:
+    """Whether the hostile ``kind`` in ``param`` must raise (else a result is also fine)."""
+    cls = _param_class(good)
+    if kind == "None":
+        return default is not None and (name, param) not in NONE_MEANS
+    if kind in ("str", "nested list"):
+        return True
+    if name == "get_item":  # True, [1, 2], 5 and -7 are NumPy indices (the bounds are checked)
+        return kind in ("float", "NaN")
+    if cls == "bool":
+        return kind != "bool"
+    if cls == "array":  # numbers broadcast like 0-d arrays; other shapes and dtypes may work
+        return kind not in ARRAY_KINDS
+    if cls == "int":  # a size, an axis, a shape, a label
+        return not (kind == "5" and param not in ("axis", "axes")
+                    or kind == "-7" and param == "ignore_label")
+    if cls == "float":  # a hyperparameter: any real number, a probability within [0, 1)
+        return kind not in ("5", "-7", "float") or param == "dropout_ratio"
+    return True  # bool flags, sequences of arrays, dtype and backend names
+
+
+SWEEP_ERRORS = (TypeError, ValueError, IndexError, LookupError, xgrad.XgradError,
+                xgrad.backends.BackendUnavailable)
+
+
+def sweep(name: str, e: Env) -> list[tuple]:
+    """Every hostile kind in every argument of ``F.<name>``: the offending (function, argument,
+    kind, outcome) rows, empty when each call either raised a clear error or is allowed to work."""
+    fn = getattr(F, name)
+    params = inspect.signature(fn).parameters
+    bad = []
+    args, kwargs = good_call(name, e)
+    fn(*args, **kwargs)  # the valid call works
+    for i, p in enumerate(params.values()):
+        for kind, make in HOSTILE.items():
+            args, kwargs = good_call(name, e)
+            good = args[i] if i < len(args) else kwargs.get(p.name, p.default)
+            value = make(e)
+            if i < len(args):
+                args = args[:i] + (value,) + args[i + 1:]
+            else:
+                kwargs[p.name] = value
+            where = f"{name}({p.name}={kind})"
+            try:
+                fn(*args, **kwargs)
+            except SWEEP_ERRORS as err:
+                msg = str(err)
+                if not re.search(named(name), msg, re.I):
+                    bad.append((where, f"{type(err).__name__}: {msg}"))
+            except Exception as err:  # an error type that says nothing about the call
+                bad.append((where, f"{type(err).__name__}: {err}"))
+            else:
+                if must_refuse(name, p.name, p.default, good, kind):
+                    bad.append((where, "accepted"))
+    return bad
+
+
+def test_every_function_refuses_hostile_arguments_clearly(backend):
+    """Each public function, each argument in turn given each hostile kind: an error of a
+    clear type naming the function, or a result where the kind is a valid input; every
+    offender is listed at once."""
+    e = Env(backend)
+    offenders = []
+    for name in public_functions():
+        try:
+            offenders += sweep(name, e)
+        except Exception as err:  # no valid call to start from
+            offenders.append((name, f"{type(err).__name__}: {err}"))
+    assert not offenders, f"{len(offenders)} unclear outcomes:\n" + "\n".join(
+        f"  {where}: {outcome[:200]}" for where, outcome in offenders)
+
+
+def test_the_sweep_covers_every_exported_function():
+    assert set(F.__all__) <= set(public_functions())
+    assert len(public_functions()) >= 70
 
 
 # ---------------------------------------------------------------------------------------------
@@ -520,6 +746,16 @@ def _constant(y: Variable, *args: Any) -> None:
 
 
 DOCUMENTED = [
+    Doc("reshape takes an int shape, as NumPy does", lambda x: F.reshape(x, 6),
+        lambda e: (e.f(2, 3),), _all(_shape((6,)), _backward_shapes)),
+    Doc("reshape takes -1 in an int shape", lambda x: F.reshape(x, -1), lambda e: (e.f(2, 3),),
+        _shape((6,))),
+    Doc("broadcast_to takes an int shape", lambda x: F.broadcast_to(x, 3), lambda e: (e.f(1),),
+        _all(_shape((3,)), _backward_shapes)),
+    Doc("sum_to takes an int shape", lambda x: F.sum_to(x, 3), lambda e: (e.f(2, 3),),
+        _all(_shape((3,)), _backward_shapes)),
+    Doc("reshape takes NumPy integers", lambda x: F.reshape(x, (np.int64(3), np.int32(2))),
+        lambda e: (e.f(2, 3),), _shape((3, 2))),
     Doc("sum of an empty array is 0", F.sum, lambda e: (e.f(0),),
         _all(_value(0.0), _backward_shapes)),
     Doc("prod of an empty array is 1", F.prod, lambda e: (e.f(0),), _value(1.0)),
@@ -534,8 +770,7 @@ DOCUMENTED = [
     Doc("softmax of an empty batch", F.softmax, lambda e: (e.f(0, 3),),
         _all(_shape((0, 3)), _backward_shapes)),
     Doc("conv2d of an empty batch", F.conv2d, lambda e: (e.f(0, 3, 5, 5), e.f(2, 3, 3, 3)),
-        _all(_shape((0, 2, 3, 3)), _backward_shapes),
-        "B, conv.py: backward of an empty batch: Conv2dGradW reshapes size 0 with -1"),
+        _all(_shape((0, 2, 3, 3)), _backward_shapes)),
     Doc("softmax_cross_entropy of an empty batch is NaN (a mean over no rows)",
         F.softmax_cross_entropy, lambda e: (e.f(0, 3), e.i(0)), _nan),
     Doc("sum of integers keeps the integer dtype and needs no gradient", F.sum,
@@ -574,7 +809,7 @@ def test_float_variable_with_integer_or_bool_array(backend, op, kind):
 
 
 def test_pow_with_numpy_float64_exponent_keeps_float32():
-    # A: PowScalar keeps a NumPy float64 scalar exponent as is: float32 ** np.float64 is float64
+    # a NumPy float64 scalar exponent is a weak scalar: float32 ** np.float64 stays float32
     x = Variable(np.ones(3, np.float32))
     y = x ** np.float64(2.0)
     assert y.dtype == np.float32
@@ -642,6 +877,15 @@ def test_variable_and_creation_refuse(row):
     run_bad(row, Env())
 
 
+@pytest.mark.xfail(strict=True, reason="the engine turns a Python scalar into a 0-d array "
+                   "before its forward error handling, so NumPy's OverflowError names nothing")
+@pytest.mark.parametrize("scalar", [1000, -1000, 2**70])
+def test_python_scalar_out_of_the_dtype_range_names_the_function(backend, scalar):
+    x = Variable(backend.asarray(np.ones(2), dtype="int8"))
+    with pytest.raises((OverflowError, ValueError), match=rf"^Mul: .*{scalar}.*int8"):
+        x * scalar
+
+
 def test_backward_of_a_graph_recorded_under_no_grad_does_nothing():
     x = Variable(np.ones(2, np.float32))
     with xgrad.no_grad():
@@ -675,11 +919,9 @@ LAYER_ROWS = [
     Bad("Linear: another namespace", lambda m, x: m(x), lambda e: (_linear(e), e.foreign(2, 3)),
         xgrad.BackendMismatchError, r"Linear: inputs live on different backends.*to\("),
     Bad("Linear: int input", lambda m, x: m(x), lambda e: (_linear(e), e.i(2, 3)), TypeError,
-        rf"linear.*{NS}int64", "A/C1: Linear(int x) computes in float64, backward then "
-                               "raises GradientError for W"),
+        rf"linear.*{NS}int64"),
     Bad("Linear (lazy): a string at the first call", lambda m, x: m(x),
-        lambda e: (nn.Linear(3), "a"), TypeError, r"Linear.*str",
-        "C1, layers.py: AttributeError 'str' object has no attribute 'ndim'"),
+        lambda e: (nn.Linear(3), "a"), TypeError, r"Linear.*str"),
     Bad("Conv2d: 2-d input", lambda m, x: m(x), lambda e: (nn.Conv2d(2, 3), e.f(2, 3)),
         ValueError, r"Conv2d: expected an \(N, C, H, W\) input, got shape \(2, 3\)"),
     Bad("BatchNorm: 1-d input", lambda m, x: m(x), lambda e: (_batchnorm(e), e.f(3)),
@@ -699,12 +941,11 @@ LAYER_ROWS = [
 
 LAYER_CONSTRUCTION_ROWS = [
     Bad("Linear(-1)", lambda: nn.Linear(-1)(np.ones((2, 3), np.float32)), lambda e: (),
-        ValueError, r"Linear.*-1",
-        "C1, layers.py: sizes unchecked; NumPy's 'negative dimensions are not allowed'"),
+        ValueError, r"Linear.*-1"),
     Bad("Linear('a')", lambda: nn.Linear("a")(np.ones((2, 3), np.float32)), lambda e: (),
-        TypeError, r"Linear.*'a'", "C1, layers.py: sizes unchecked; a raw TypeError"),
+        TypeError, r"Linear.*'a'"),
     Bad("MLP(())", lambda: nn.MLP(())(np.ones((2, 3), np.float32)), lambda e: (),
-        (TypeError, ValueError), r"MLP", "C1, layers.py: an MLP without layers fails with IndexError"),
+        (TypeError, ValueError), r"MLP"),
 ]
 
 
@@ -731,7 +972,6 @@ def test_layers_take_zero_size_batches(backend):
 
 def test_batchnorm_on_an_empty_batch_keeps_its_statistics(backend):
     """Refused, or computed without touching the running statistics."""
-    # B, nn.py batch_norm / C1 BatchNorm: today an empty batch makes the averages NaN for good
     e = Env(backend)
     layer = _batchnorm(e)
     before = snapshot(layer)
@@ -768,14 +1008,12 @@ OPTIMIZER_ROWS = [
     Bad("update before setup", lambda o: o.update(), lambda e: (optim.SGD(),), RuntimeError,
         r"SGD: call \.setup\(model\) first"),
     Bad("setup(int)", lambda o: o.setup(3), lambda e: (optim.SGD(),), TypeError,
-        r"SGD.*int", "C1, optim.py: \"'int' object is not iterable\""),
+        r"SGD.*int"),
     Bad("setup([array])", lambda o, a: o.setup([a]), lambda e: (optim.SGD(), e.arr(2)),
         TypeError, r"SGD\.setup: item 0 is a \w+, not a Parameter"),
-    Bad("SGD(lr='a')", optim.SGD, lambda e: ("a",), (TypeError, ValueError), r"SGD.*lr",
-        "C1, optim.py: hyperparameters unchecked; update() fails later with a raw ValueError"),
+    Bad("SGD(lr='a')", optim.SGD, lambda e: ("a",), (TypeError, ValueError), r"SGD.*lr"),
     Bad("Adam: a gradient of the wrong shape", lambda m, o: o.update(), _wrong_shape_grad,
-        ValueError, r"Adam.*b.*\(5,\).*\(2,\)",
-        "C1, optim.py: NumPy's broadcast error, after W and the state were already updated"),
+        ValueError, r"Adam.*b.*\(5,\).*\(2,\)"),
 ]
 
 
@@ -788,7 +1026,6 @@ def test_optimizer_refuses(backend, row):
 def test_optimizer_keeps_parameter_dtype_and_namespace(backend, grad):
     """A gradient of another dtype or namespace is refused (the optimizer named, nothing
     changed) or applied without changing the parameter's dtype and namespace."""
-    # C1, optim.py: today the parameter silently becomes a float64 NumPy array
     e = Env(backend)
     model, opt = _trained(e, optim.Adam())
     model.W.grad = Variable(e.arr(3, 2, dtype="float64")) if grad == "float64" else \
@@ -846,7 +1083,7 @@ IO_ROWS = [
         TypeError, r"xgrad.io.save: cannot save a object"),
     Bad("save: into a missing folder", lambda m, p: io.save(m, p),
         lambda f: (nn.Linear(2, in_size=3), f["nodir"]), FileNotFoundError,
-        r"no[/\\]model\.npz", "C1, io.py: the error names the temporary file, not the target"),
+        r"no[/\\]model\.npz"),
     Bad("DataLoader: batch_size 0", DataLoader, lambda f: (Dataset(np.ones((4, 2))), 0),
         ValueError, r"DataLoader: batch_size must be a positive int, got 0"),
     Bad("DataLoader: batch_size 1.5", DataLoader, lambda f: (Dataset(np.ones((4, 2))), 1.5),
@@ -857,13 +1094,11 @@ IO_ROWS = [
         lambda f: (Dataset(np.ones((4, 2))),), xgrad.backends.BackendUnavailable,
         r"unknown backend 'nope'"),
     Bad("DataLoader: not a dataset", lambda d: list(DataLoader(d, 2)), lambda f: (3,),
-        TypeError, r"DataLoader.*int",
-        "C2, loader.py: \"object of type 'int' has no len()\""),
+        TypeError, r"DataLoader.*int"),
     Bad("Dataset: labels of another length", Dataset,
         lambda f: (np.ones((4, 2)), np.ones(3)), ValueError, r"Dataset: 4 samples but 3 labels"),
     Bad("Dataset: a string", lambda s: list(DataLoader(Dataset(s), 1)), lambda f: ("abc",),
-        TypeError, r"Dataset.*str", "C2, loader.py: accepted; iterating fails with "
-                                    "'len() of unsized object'"),
+        TypeError, r"Dataset.*str"),
 ]
 
 
@@ -871,7 +1106,7 @@ IO_ROWS = [
 def test_io_and_data_refuse(files, row):
     args = row.args(files)
     saved = files["good"].read_bytes()
-    run_bad(Bad(row.id, row.call, lambda _: args, row.error, row.match, row.defect), None)
+    run_bad(Bad(row.id, row.call, lambda _: args, row.error, row.match), None)
     assert files["good"].read_bytes() == saved
     assert not files["missing"].exists() and sorted(os.listdir(files["dir"])) == [
         "garbage.npz", "model.npz"]

@@ -2,30 +2,167 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import Any
 
 from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
 
 
-def normalize_axis(axis: Any, ndim: int, fname: str) -> tuple:
+def describe(v: Any) -> str:
+    """A short description of a bad argument for an error message: its type and value (arrays
+    and Variables by shape and dtype)."""
+    if isinstance(v, Variable) or is_array(v):
+        kind = "Variable" if isinstance(v, Variable) else "array"
+        return f"a {kind} of shape {tuple(v.shape)} and dtype {v.dtype}"
+    text = repr(v)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{type(v).__name__} {text}"
+
+
+def _as_int(v: Any) -> int | None:
+    """``v`` as a Python int if it is an integer (int, NumPy integer; never a bool, a float or
+    an array), else None."""
+    if type(v) is int:
+        return v
+    if isinstance(v, bool) or isinstance(v, Variable) or is_array(v) or \
+            type(v).__name__.startswith("bool"):
+        return None
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
+
+
+def check_int(v: Any, fname: str, arg: str, minimum: int | None = None) -> int:
+    """``v`` as an int (a bool, a float or an array is refused), at least ``minimum``."""
+    i = _as_int(v)
+    if i is None:
+        raise TypeError(f"{fname}: {arg} must be an int, got {describe(v)}")
+    if minimum is not None and i < minimum:
+        raise ValueError(f"{fname}: {arg} must be >= {minimum}, got {i}")
+    return i
+
+
+def check_shape(shape: Any, fname: str, arg: str = "shape", unknown: bool = False) -> tuple:
+    """``shape`` (an int or a sequence of ints, as NumPy takes it) as a tuple of ints >= 0;
+    ``unknown`` allows -1 entries (reshape's "whatever is left")."""
+    if type(shape) is tuple and all(type(s) is int and s >= 0 for s in shape):
+        return shape  # the common case, kept cheap (the engine's own calls take it)
+    if _as_int(shape) is not None:
+        shape = (shape,)
+    elif isinstance(shape, Variable) or is_array(shape) or isinstance(shape, (str, bytes)) or \
+            not isinstance(shape, (tuple, list)) and not hasattr(shape, "__iter__"):
+        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+                        f"{describe(shape)}")
+    out = tuple(_as_int(s) for s in shape)
+    if any(s is None for s in out):
+        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+                        f"{describe(shape)}")
+    low = -1 if unknown else 0
+    if any(s < low for s in out):
+        raise ValueError(f"{fname}: {arg} entries must be >= {low}, got {out}")
+    return out
+
+
+def check_bool(v: Any, fname: str, arg: str) -> bool:
+    """``v`` if it is a bool (True/False, NumPy's included); anything else is refused."""
+    if v is True or v is False:
+        return v
+    if type(v).__name__.startswith("bool") and not is_array(v):  # numpy.bool
+        return bool(v)
+    raise TypeError(f"{fname}: {arg} must be True or False, got {describe(v)}")
+
+
+def check_real(v: Any, fname: str, arg: str, minimum: float | None = None,
+               below: float | None = None) -> float:
+    """``v`` as a finite real Python number (an int or float, not a bool, NaN or an array),
+    within ``minimum <= v < below`` where given."""
+    if type(v) is float or type(v) is int:
+        f = float(v)
+    elif isinstance(v, (bool, str, bytes)) or isinstance(v, Variable) or is_array(v) or \
+            type(v).__name__.startswith("bool") or not isinstance(v, numbers.Real):
+        raise TypeError(f"{fname}: {arg} must be a real number, got {describe(v)}")
+    else:
+        f = float(v)
+    if not math.isfinite(f):
+        raise ValueError(f"{fname}: {arg} must be a finite number, got {f}")
+    if minimum is not None and f < minimum or below is not None and f >= below:
+        lo = "" if minimum is None else f"[{minimum:g}"
+        hi = "" if below is None else f"{below:g})"
+        bounds = f"in {lo}, {hi}" if lo and hi else f">= {minimum}" if lo else f"< {below}"
+        raise ValueError(f"{fname}: {arg} must be {bounds}, got {v!r}")
+    return f
+
+
+def check_probability(v: Any, fname: str, arg: str) -> float:
+    """``v`` as a probability in [0, 1) (a dropout ratio: 1 would drop everything)."""
+    return check_real(v, fname, arg, minimum=0.0, below=1.0)
+
+
+def check_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> int:
+    """One axis ``axis`` (an int in [-ndim, ndim)) as a non-negative int."""
+    a = _as_int(axis)
+    if a is None:
+        raise TypeError(f"{fname}: {arg} must be an int, got {describe(axis)}")
+    if not -ndim <= a < ndim:
+        raise ValueError(f"{fname}: {arg} {a} is out of range for an array of {ndim} "
+                         f"dimensions")
+    return a % ndim
+
+
+def normalize_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> tuple:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints, checked against
     ``ndim``; an out-of-range axis raises an error naming ``fname``."""
     if axis is None:
         return tuple(range(ndim))
-    if not isinstance(axis, (int, tuple, list)):
-        raise TypeError(f"{fname}: axis must be an int or a tuple of ints, got {axis!r}")
-    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    if _as_int(axis) is not None:
+        axes = (axis,)
+    elif isinstance(axis, (tuple, list)):
+        axes = tuple(axis)
+    else:
+        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+                        f"{describe(axis)}")
     out = []
     for a in axes:
-        if not isinstance(a, int) or isinstance(a, bool):
-            raise TypeError(f"{fname}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= a < ndim:
-            raise ValueError(f"{fname}: axis {a} is out of range for an array of {ndim} "
+        i = _as_int(a)
+        if i is None:
+            raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+                            f"{describe(axis)}")
+        if not -ndim <= i < ndim:
+            raise ValueError(f"{fname}: {arg} {i} is out of range for an array of {ndim} "
                              f"dimensions")
-        out.append(a % ndim if ndim else 0)
+        out.append(i % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{fname}: repeated axis in {axis!r}")
+        raise ValueError(f"{fname}: repeated {arg} in {axis!r}")
     return tuple(sorted(out))
+
+
+def host_array(v: Any, like: Any, fname: str, arg: str) -> Any:
+    """``v`` (a Variable, an array, or nested lists of numbers) as an array of ``like``'s
+    backend and device; what cannot be one is refused naming ``fname`` and ``arg``."""
+    if isinstance(v, Variable):
+        return v.data
+    if is_array(v):
+        return v
+    if v is None or isinstance(v, (str, bytes)):
+        raise TypeError(f"{fname}: {arg} must be an array, got {describe(v)}")
+    from xgrad.backends import backend_of  # lazy: the registry imports the function library
+
+    try:
+        out = backend_of(like).from_host(v, device=like.device)
+    except (TypeError, ValueError) as e:
+        raise type(e)(f"{fname}: {arg} must be an array or nested lists of numbers, got "
+                      f"{describe(v)} ({e})") from e
+    try:
+        numeric = get_namespace(out).isdtype(out.dtype, ("bool", "numeric"))
+    except (TypeError, ValueError):  # strings, objects
+        numeric = False
+    if not numeric:
+        raise TypeError(f"{fname}: {arg} must hold numbers, got {describe(v)}")
+    return out
 
 
 def array_data(x: Any, fname: str) -> Any:

@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import array_data, require_float, xp_of
+from xgrad.functions._util import array_data, check_bool, check_shape, require_float, xp_of
 from xgrad.functions.reduce import mean, sum
 
 __all__ = [
@@ -156,15 +156,16 @@ def im2col(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0,
     (N, C, KH, KW, OH, OW)."""
     k = _pair(kernel_size, "kernel_size", "im2col", 1)
     return Im2col(k, _pair(stride, "stride", "im2col", 1), _pair(pad, "pad", "im2col", 0),
-                  to_matrix)(x)
+                  check_bool(to_matrix, "im2col", "to_matrix"))(x)
 
 
 def col2im(col: Any, input_shape: tuple, kernel_size: Any, stride: Any = 1, pad: Any = 0,
            to_matrix: bool = True) -> Variable:
     """The adjoint of :func:`im2col`: patches summed back into an image of ``input_shape``."""
     k = _pair(kernel_size, "kernel_size", "col2im", 1)
-    return Col2im(tuple(input_shape), k, _pair(stride, "stride", "col2im", 1),
-                  _pair(pad, "pad", "col2im", 0), to_matrix)(col)
+    return Col2im(check_shape(input_shape, "col2im", "input_shape"), k,
+                  _pair(stride, "stride", "col2im", 1), _pair(pad, "pad", "col2im", 0),
+                  check_bool(to_matrix, "col2im", "to_matrix"))(col)
 
 
 # ---------------------------------------------------------------------------------------------

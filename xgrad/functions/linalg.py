@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from xgrad.core import Function, Variable, is_float_dtype
-from xgrad.functions._util import require_float, xp_of
+from xgrad.functions._util import check_int, require_float, xp_of
 from xgrad.functions.shape import matrix_transpose, permute_dims, reshape, sum_to
 
 
@@ -81,17 +81,22 @@ class Linear(Function):
 
 def _tensordot_axes(axes: Any, a: Any, b: Any) -> tuple[list, list]:
     """(axes of a, axes of b) contracted pairwise, non-negative, checked against the shapes."""
-    if isinstance(axes, int):
+    if not isinstance(axes, (tuple, list)):
+        axes = check_int(axes, "tensordot", "axes")
         if not 0 <= axes <= min(a.ndim, b.ndim):
             raise ValueError(f"tensordot: cannot contract {axes} axes of shapes "
                              f"{tuple(a.shape)} and {tuple(b.shape)}")
         pa, pb = list(range(a.ndim - axes, a.ndim)), list(range(axes))
     else:
+        if len(axes) != 2 or not all(isinstance(p, (tuple, list)) for p in axes):
+            raise TypeError(f"tensordot: axes must be an int or a pair of axis sequences, got "
+                            f"{axes!r}")
         pa, pb = (list(p) for p in axes)
         if len(pa) != len(pb):
             raise ValueError(f"tensordot: axes {axes} pair up {len(pa)} and {len(pb)} axes")
         for p, nd, name in ((pa, a.ndim, "x1"), (pb, b.ndim, "x2")):
             for i, k in enumerate(p):
+                k = check_int(k, "tensordot", "axes")
                 if not -nd <= k < nd:
                     raise ValueError(f"tensordot: axis {k} is out of range for {name} with "
                                      f"{nd} dimensions")

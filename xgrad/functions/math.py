@@ -12,7 +12,7 @@ from numbers import Integral, Number, Real
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import require_float, xp_of
+from xgrad.functions._util import array_data, check_real, describe, require_float, xp_of
 from xgrad.functions.shape import sum_to
 
 
@@ -435,8 +435,16 @@ def astype(x: Any, dtype: Any) -> Variable:
     from xgrad.backends import backend_of
     from xgrad.creation import resolve_dtype
 
-    data = x.data if isinstance(x, Variable) else x
-    dt = resolve_dtype(dtype, backend_of(data))
+    data = array_data(x, "astype")
+    if dtype is None:  # resolve_dtype reads None as "the default"; a cast needs a target
+        raise TypeError("astype: dtype must be a dtype or a dtype name such as 'float32', "
+                        "got None")
+    try:
+        dt = resolve_dtype(dtype, backend_of(data))
+        xp_of(data).isdtype(dt, ("bool", "numeric"))  # a name like "nan" resolves to a non-dtype
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        raise TypeError(f"astype: dtype must be a dtype or a dtype name, got {describe(dtype)} "
+                        f"({e})") from None
     if isinstance(x, Variable) and x.dtype == dt:
         return x
     return AsType(dt)(x)
@@ -550,7 +558,7 @@ def relu(x: Any) -> Variable:
 
 def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
     """x where x > 0, else slope * x (DeZero's default slope 0.2)."""
-    return LeakyReLU(slope)(x)
+    return LeakyReLU(check_real(slope, "leaky_relu", "slope"))(x)
 
 
 def gelu(x: Any) -> Variable:
@@ -577,6 +585,10 @@ def minimum(x0: Any, x1: Any) -> Variable:
 def clip(x: Any, min: float | None = None, max: float | None = None) -> Variable:  # noqa: A002
     """``x`` limited to [min, max] (Python numbers; None: unbounded). The gradient is 1 inside
     the closed interval (bounds included) and 0 outside."""
+    if min is not None:
+        min = check_real(min, "clip", "min")  # noqa: A001
+    if max is not None:
+        max = check_real(max, "clip", "max")  # noqa: A001
     if min is not None and max is not None and min > max:
         raise ValueError(f"clip: min {min} is larger than max {max}")
     return Clip(min, max)(x)

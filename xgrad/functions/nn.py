@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad.core import Config, Function, Variable, as_variable, is_array
-from xgrad.functions._util import array_data, normalize_axis, require_float, xp_of
+from xgrad.core import Config, Function, Variable, as_variable
+from xgrad.functions._util import (
+    array_data,
+    check_int,
+    check_probability,
+    check_real,
+    host_array,
+    normalize_axis,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.math import exp, pow, sigmoid
 from xgrad.functions.reduce import mean, sum
 from xgrad.functions.shape import get_item, reshape, sum_to
@@ -22,16 +31,11 @@ __all__ = [
 ]
 
 
-def _labels(t: Any, like: Any, fname: str) -> Any:
+def _labels(t: Any, like: Any, fname: str, arg: str = "targets") -> Any:
     """Integer labels ``t`` (Variable, array or nested lists) as an array next to ``like``."""
-    if isinstance(t, Variable):
-        t = t.data
-    if not is_array(t):
-        from xgrad.backends import backend_of
-
-        t = backend_of(like).from_host(t, device=like.device)
+    t = host_array(t, like, fname, arg)
     if not xp_of(t).isdtype(t.dtype, "integral"):
-        raise TypeError(f"{fname}: targets must be integer class labels, got dtype {t.dtype}")
+        raise TypeError(f"{fname}: {arg} must be integer class labels, got dtype {t.dtype}")
     return t
 
 
@@ -80,12 +84,14 @@ class LogSoftmax(Function):
 
 
 def softmax(x: Any, axis: Any = -1) -> Variable:
-    """exp(x) / sum(exp(x)) along ``axis``, shifted by the maximum (stable for large inputs)."""
+    """exp(x) / sum(exp(x)) along ``axis`` (an int, a tuple, None: all axes), shifted by the
+    maximum (stable for large inputs)."""
     return Softmax(axis)(x)
 
 
 def log_softmax(x: Any, axis: Any = -1) -> Variable:
-    """log(softmax(x)) computed as x - logsumexp(x): finite where softmax underflows."""
+    """log(softmax(x)) along ``axis`` (an int, a tuple, None: all axes), computed as
+    x - logsumexp(x): finite where softmax underflows."""
     return LogSoftmax(axis)(x)
 
 
@@ -163,6 +169,8 @@ def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Va
     """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
     log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean.
     A logit of -inf (a mask) other than the target's is allowed: it has probability 0."""
+    if ignore_label is not None:
+        ignore_label = check_int(ignore_label, "softmax_cross_entropy", "ignore_label")
     return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, array_data(x, "softmax_cross_entropy"),
                                                    "softmax_cross_entropy"))
 
@@ -201,10 +209,7 @@ def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
     xd = array_data(x, "sigmoid_cross_entropy")
     if not (isinstance(t, Variable) and t.requires_grad):
         td = t.data if isinstance(t, Variable) else t
-        if not is_array(td):
-            from xgrad.backends import backend_of
-
-            td = backend_of(xd).from_host(td, device=xd.device)
+        td = host_array(td, xd, "sigmoid_cross_entropy", "targets")
         t = td if td.dtype == xd.dtype else xp_of(td).astype(td, xd.dtype)
     return SigmoidCrossEntropy()(x, t)
 
@@ -235,6 +240,10 @@ def accuracy(y: Any, t: Any) -> Variable:
     """Fraction of rows of scores ``y`` (N, C) whose argmax equals label ``t``; a constant
     Variable (no gradient) in ``y``'s dtype."""
     yd = array_data(y, "accuracy")
+    if yd.ndim != 2:
+        raise ValueError(f"accuracy: expected scores y of shape (N, C), got shape "
+                         f"{tuple(yd.shape)}")
+    require_float("accuracy", yd)
     td = _labels(t, yd, "accuracy")
     xp = xp_of(yd)
     pred = xp.argmax(yd, axis=1)
@@ -265,8 +274,7 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     """Zero each element with probability ``dropout_ratio`` and scale the rest by
     1 / (1 - ratio) in training; the identity under ``xgrad.test_mode()``. The mask comes from
     the backend's generator (``xgrad.get_rng``, reseeded by ``xgrad.manual_seed``)."""
-    if not 0.0 <= dropout_ratio < 1.0:
-        raise ValueError(f"dropout: dropout_ratio must be in [0, 1), got {dropout_ratio!r}")
+    dropout_ratio = check_probability(dropout_ratio, "dropout", "dropout_ratio")
     xd = array_data(x, "dropout")
     x = as_variable(x)
     if not Config.train or dropout_ratio == 0.0:
@@ -332,13 +340,15 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
     (``xgrad.test_mode()``): normalize with ``running_mean`` / ``running_var`` (Variables or
     arrays of shape (C,)). ``gamma`` and ``beta`` have shape (C,)."""
     xd = array_data(x, "batch_norm")
+    decay = check_real(decay, "batch_norm", "decay", minimum=0.0)
+    eps = check_real(eps, "batch_norm", "eps", minimum=0.0)
     x = as_variable(x)
     if xd.ndim < 2:
         raise ValueError(f"batch_norm: x must be (N, C, ...), got shape {tuple(xd.shape)}")
     c = xd.shape[1]
     for name, v in (("x", x), ("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if v is None:
+        if v is None and name.startswith("running"):
             continue
         vd = array_data(v, f"batch_norm: {name}")
         # an integer x or parameter would be promoted (to float64 on NumPy) without a word
@@ -383,6 +393,7 @@ def layer_norm(x: Any, gamma: Any, beta: Any, eps: float = 1e-5) -> Variable:
     """Normalize ``x`` over its last axis, then scale by ``gamma`` and shift by ``beta`` (both of
     the last axis' length)."""
     xd = array_data(x, "layer_norm")
+    eps = check_real(eps, "layer_norm", "eps", minimum=0.0)
     d = xd.shape[-1] if xd.ndim else None
     require_float("layer_norm", xd)
     for name, v in (("gamma", gamma), ("beta", beta)):
@@ -403,7 +414,7 @@ def embed_id(x: Any, W: Any) -> Variable:
     Wd = array_data(W, "embed_id")
     if Wd.ndim != 2:
         raise ValueError(f"embed_id: W must be 2-D (vocabulary, dim), got {tuple(Wd.shape)}")
-    ids = _labels(x, Wd, "embed_id")
+    ids = _labels(x, Wd, "embed_id", "x")
     xp = xp_of(ids)
     v = Wd.shape[0]
     if bool(xp.any((ids < 0) | (ids >= v))):

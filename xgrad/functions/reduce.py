@@ -6,7 +6,14 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import normalize_axis, require_float, xp_of
+from xgrad.functions._util import (
+    check_bool,
+    check_int,
+    check_real,
+    normalize_axis,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.math import exp, where
 from xgrad.functions.shape import broadcast_to, flip, get_item, reshape
 
@@ -222,27 +229,37 @@ class CumulativeSum(Function):
 
 def sum(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
     """Sum over ``axis`` (None: all, an int or a tuple)."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "sum", "keepdims")
     return Sum(axis, keepdims)(x)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Arithmetic mean over ``axis``."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "mean", "keepdims")
     return Mean(axis, keepdims)(x)
 
 
 def max(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
     """Maximum over ``axis``. Elements tied for the maximum share its gradient equally."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "max", "keepdims")
     return Max(axis, keepdims)(x)
 
 
 def min(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:  # noqa: A001
     """Minimum over ``axis``. Elements tied for the minimum share its gradient equally."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "min", "keepdims")
     return Min(axis, keepdims)(x)
 
 
 def prod(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """Product over ``axis``; the gradient (the product of the other elements) and the second
     derivative are exact with any number of zeros in the input."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "prod", "keepdims")
     return Prod(axis, keepdims)(x)
 
 
@@ -250,12 +267,17 @@ def logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Variable:
     """log(sum(exp(x))) over ``axis``, shifted by the maximum: finite for any finite x. A slice
     of only -inf gives -inf with gradient 0; one holding +inf gives inf, with gradient 0 for its
     finite entries."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "logsumexp", "keepdims")
     return LogSumExp(axis, keepdims)(x)
 
 
 def var(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0) -> Variable:
     """Variance over ``axis``, dividing by N - ``correction`` (1 for the unbiased estimate).
     With N - correction <= 0 the result and its gradient are NaN or inf (as in PyTorch)."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "var", "keepdims")
+    check_real(correction, "var", "correction", minimum=0.0)
     return Var(axis, keepdims, correction)(x)
 
 
@@ -263,10 +285,16 @@ def std(x: Any, axis: Any = None, keepdims: bool = False, correction: float = 0)
     """Standard deviation over ``axis``, dividing by N - ``correction``. Where a slice is
     constant (std 0) the gradient is the subgradient 0, as in PyTorch; with N - correction <= 0
     the result and its gradient are NaN or inf."""
+    if type(keepdims) is not bool:
+        keepdims = check_bool(keepdims, "std", "keepdims")
+    check_real(correction, "std", "correction", minimum=0.0)
     return Std(axis, keepdims, correction)(x)
 
 
 def cumulative_sum(x: Any, axis: int | None = None, include_initial: bool = False) -> Variable:
     """Running sum along ``axis`` (may be omitted for 1-D input); with ``include_initial`` the
     result starts with 0 (one element longer)."""
+    include_initial = check_bool(include_initial, "cumulative_sum", "include_initial")
+    if axis is not None:
+        check_int(axis, "cumulative_sum", "axis")
     return CumulativeSum(axis, include_initial)(x)

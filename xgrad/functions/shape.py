@@ -7,7 +7,16 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import array_data, gather, normalize_axis, xp_of
+from xgrad.functions._util import (
+    array_data,
+    check_axis,
+    check_int,
+    check_shape,
+    describe,
+    gather,
+    normalize_axis,
+    xp_of,
+)
 
 
 def _sum_to_array(x: Any, shape: tuple) -> Any:
@@ -190,11 +199,15 @@ class Unstack(Function):
 
 
 # --- indexing -----------------------------------------------------------------------------
-def _index_part(k: Any, x: Any) -> Any:
+def _index_part(k: Any, x: Any, fname: str = "get_item") -> Any:
     if isinstance(k, Variable):
         return k.data
     if isinstance(k, list):
-        return get_namespace(x).asarray(k, device=x.device)
+        try:
+            return get_namespace(x).asarray(k, device=x.device)
+        except (TypeError, ValueError) as e:
+            raise IndexError(f"{fname}: an index list must be a rectangular list of ints or "
+                             f"bools, got {describe(k)} ({e})") from None
     return k
 
 
@@ -336,20 +349,34 @@ class To(Function):
 
 # --- public functions ---------------------------------------------------------------------
 def reshape(x: Any, shape: tuple) -> Variable:
-    """``x`` with a new shape (one entry may be -1)."""
-    if isinstance(x, Variable) and tuple(x.shape) == tuple(shape):
+    """``x`` with a new shape (an int or a tuple; one entry may be -1)."""
+    shape = check_shape(shape, "reshape", unknown=True)
+    if isinstance(x, Variable) and tuple(x.shape) == shape:
         return x
-    return Reshape(tuple(shape))(x)
+    return Reshape(shape)(x)
 
 
 def transpose(x: Any, axes: tuple | None = None) -> Variable:
     """Permute the dimensions (reverse them when ``axes`` is None); DeZero's name."""
-    return Transpose(None if axes is None else tuple(axes))(x)
+    return Transpose(None if axes is None else _axes(x, axes, "transpose"))(x)
 
 
 def permute_dims(x: Any, axes: tuple) -> Variable:
     """Permute the dimensions of ``x`` (the array API standard's name)."""
-    return Transpose(tuple(axes))(x)
+    return Transpose(_axes(x, axes, "permute_dims"))(x)
+
+
+def _axes(x: Any, axes: Any, fname: str) -> tuple:
+    """``axes``, a permutation of ``x``'s dimensions, checked (negative ones made positive)."""
+    shape = tuple(array_data(x, fname).shape)
+    n = len(shape)
+    if not isinstance(axes, (tuple, list)):
+        raise TypeError(f"{fname}: axes must be a tuple of ints, got {describe(axes)}")
+    perm = tuple(a + n if -n <= a < 0 else a for a in (check_int(a, fname, "axes") for a in axes))
+    if sorted(perm) != list(range(n)):
+        raise ValueError(f"{fname}: axes {tuple(axes)} are not a permutation of the {n} "
+                         f"dimensions of shape {shape}")
+    return perm
 
 
 def matrix_transpose(x: Any) -> Variable:
@@ -360,6 +387,8 @@ def matrix_transpose(x: Any) -> Variable:
 def expand_dims(x: Any, axis: int | tuple = 0) -> Variable:
     """Insert size-1 dimensions at ``axis`` (an int or a tuple, positions in the result)."""
     shape = tuple(array_data(x, "expand_dims").shape)
+    if not isinstance(axis, (tuple, list)):
+        axis = check_int(axis, "expand_dims", "axis")
     axes = normalize_axis(axis, len(shape) + (1 if isinstance(axis, int) else len(axis)),
                           "expand_dims")
     rest = iter(shape)
@@ -387,15 +416,17 @@ def flip(x: Any, axis: int | tuple | None = None) -> Variable:
 
 
 def broadcast_to(x: Any, shape: tuple) -> Variable:
-    """``x`` broadcast to ``shape``; the gradient is summed back."""
-    if isinstance(x, Variable) and tuple(x.shape) == tuple(shape):
+    """``x`` broadcast to ``shape`` (an int or a tuple); the gradient is summed back."""
+    shape = check_shape(shape, "broadcast_to")
+    if isinstance(x, Variable) and tuple(x.shape) == shape:
         return x
     return BroadcastTo(shape)(x)
 
 
 def sum_to(x: Any, shape: tuple) -> Variable:
-    """Sum ``x`` down to ``shape`` (the inverse of broadcasting)."""
-    if isinstance(x, Variable) and tuple(x.shape) == tuple(shape):
+    """Sum ``x`` down to ``shape`` (an int or a tuple; the inverse of broadcasting)."""
+    shape = check_shape(shape, "sum_to")
+    if isinstance(x, Variable) and tuple(x.shape) == shape:
         return x
     return SumTo(shape)(x)
 
@@ -415,7 +446,7 @@ def concat(xs: Sequence, axis: int | None = 0) -> Variable:
         raise ValueError("concat: needs at least one array")
     if axis is None:
         xs, axis = [reshape(x, (-1,)) for x in xs], 0
-    return Concat(axis)(*xs)
+    return Concat(check_int(axis, "concat", "axis"))(*xs)
 
 
 def stack(xs: Sequence, axis: int = 0) -> Variable:
@@ -423,11 +454,13 @@ def stack(xs: Sequence, axis: int = 0) -> Variable:
     xs = _sequence(xs, "stack")
     if not xs:
         raise ValueError("stack: needs at least one array")
+    check_int(axis, "stack", "axis")
     return Stack(axis)(*xs)
 
 
 def unstack(x: Any, axis: int = 0) -> tuple:
     """The slices of ``x`` along ``axis``, as a tuple of Variables (the inverse of stack)."""
+    check_int(axis, "unstack", "axis")
     ys = Unstack(axis)(x)
     return tuple(ys) if isinstance(ys, list) else (ys,)
 
@@ -436,16 +469,16 @@ def split(x: Any, indices_or_sections: int | Sequence, axis: int = 0) -> tuple:
     """Split ``x`` along ``axis`` into a tuple of Variables: ``n`` equal parts for an int, or
     at the given increasing split points (as ``numpy.split``)."""
     shape = tuple(array_data(x, "split").shape)
-    axis = normalize_axis(axis, len(shape), "split")[0]
+    axis = check_axis(axis, len(shape), "split")
     n = shape[axis]
-    if isinstance(indices_or_sections, int):
-        k = indices_or_sections
+    if not isinstance(indices_or_sections, (tuple, list)):
+        k = check_int(indices_or_sections, "split", "indices_or_sections")
         if k <= 0 or n % k:
             raise ValueError(f"split: axis {axis} of shape {shape} does not divide into {k} "
                              f"equal parts")
         points = [n // k * i for i in range(1, k)]
     else:
-        points = [int(p) for p in indices_or_sections]
+        points = [check_int(p, "split", "split points") for p in indices_or_sections]
         if any(not 0 <= p <= n for p in points) or points != sorted(points):
             raise ValueError(f"split: split points {points} must increase within [0, {n}] "
                              f"(axis {axis} of shape {shape})")
@@ -467,8 +500,8 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
             raise ValueError(f"take: axis is required for an input of shape "
                              f"{tuple(data.shape)}")
         axis = 0
-    axis = normalize_axis(axis, data.ndim, "take")[0]
-    idx = _index_part(indices, data)
+    axis = check_axis(axis, data.ndim, "take")
+    idx = _index_part(indices, data, "take")
     if not is_array(idx) or not get_namespace(idx).isdtype(idx.dtype, "integral"):
         raise TypeError(f"take: indices must be an integer array, got "
                         f"{getattr(idx, 'dtype', type(idx).__name__)}")
@@ -479,7 +512,10 @@ def to(x: Any, target: Any) -> Variable:
     """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend).
     The dtype never changes: a target device that lacks ``x``'s dtype (float64 on
     ``"array_api_strict:no_float64"``) raises a TypeError; cast first with ``astype``."""
-    from xgrad.backends import resolve_target
+    from xgrad.backends import BackendUnavailable, resolve_target
 
-    backend, device = resolve_target(target)
+    try:
+        backend, device = resolve_target(target)
+    except (ValueError, TypeError, BackendUnavailable) as e:
+        raise type(e)(f"to: {e}") from None
     return To(backend, device)(x)
