@@ -30,20 +30,24 @@ def _backend_lines(name: str) -> list[str]:
         return [f"  {name}: not installed (install with: {b.install_hint})"]
     try:
         version = b.version
-    except Exception as e:  # installed but broken, e.g. a CuPy wheel for another CUDA
-        return [f"  {name}: cannot be imported: {type(e).__name__}: {e}"]
-    if b.is_available():
+    except Exception as e:
+        version = f"(version unknown: {type(e).__name__}: {e})"
+    problem = backends.unavailable().get(name)
+    if problem is None:
         try:
             devices = ", ".join(b.describe_devices()) or "none"
         except Exception as e:
             devices = f"cannot list them: {type(e).__name__}: {e}"
         return [f"  {name} {version}: available", f"      devices: {devices}"]
-    try:  # ask for the devices anyway: the error says why (no driver, no GPU, ...)
-        why = f"devices: {b.devices() or 'none'}"
-    except Exception as e:
-        why = f"{type(e).__name__}: {e}"
-    return [f"  {name} {version}: NOT available ({why})",
-            f"      install with: {b.install_hint}"]
+    lines = [f"  {name} {version}: NOT available ({problem})"]
+    if b.gpu and b.why_unavailable().startswith("no GPU"):
+        try:  # ask for the devices anyway: the error says why (no driver, no GPU, ...)
+            lines[0] = lines[0][:-1] + f"; devices: {b.devices() or 'none'})"
+        except Exception as e:
+            lines[0] = lines[0][:-1] + f"; {type(e).__name__}: {e})"
+    if b.install_hint:
+        lines.append(f"      install with: {b.install_hint}")
+    return lines
 
 
 def _default_backend_line() -> str:

@@ -17,15 +17,13 @@ from typing import Any
 
 from array_api_compat import array_namespace
 
+from xgrad.errors import XgradError
+
 __all__ = [
     "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",
     "test_mode", "is_array", "get_namespace", "as_variable", "XgradError",
     "BackendMismatchError", "GradientError",
 ]
-
-
-class XgradError(Exception):
-    """Base class of xgrad's own errors."""
 
 
 class BackendMismatchError(XgradError, TypeError):

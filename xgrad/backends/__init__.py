@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextvars
 import importlib
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any
 
-from xgrad.backends.base import RNG, Backend, BackendUnavailable
+from xgrad.backends.base import RNG, Backend, BackendUnavailable, InvalidBackend
 from xgrad.core import get_namespace
 
 __all__ = [
-    "Backend", "BackendUnavailable", "RNG", "register", "get", "available", "registered",
-    "use_backend", "current", "current_target", "backend_of", "resolve_target",
+    "Backend", "BackendUnavailable", "InvalidBackend", "RNG", "register", "get", "available",
+    "unavailable", "registered", "use_backend", "current", "current_target", "backend_of",
+    "resolve_target",
 ]
 
 # name -> Backend instance, or "module:attribute" not yet imported
@@ -44,13 +46,23 @@ def _load_entry_points() -> None:
 
 
 def register(name: str, backend: Backend | str, *, overwrite: bool = False) -> None:
-    """Register ``backend`` (a Backend, or ``"module:attribute"`` to import lazily) as ``name``."""
+    """Register ``backend`` (a Backend, or ``"module:attribute"`` to import lazily) as ``name``.
+
+    A Backend whose library is installed is checked now (its namespace must be an array-API
+    namespace: :class:`InvalidBackend` otherwise); a lazy one is checked at first use."""
     if name in _REGISTRY and not overwrite:
         raise ValueError(f"a backend named {name!r} is already registered")
-    if isinstance(backend, str) and ":" not in backend:
-        raise ValueError(f"register({name!r}, ...): a lazy backend is 'module:attribute', "
-                         f"got {backend!r}")
+    if isinstance(backend, str):
+        if ":" not in backend:
+            raise ValueError(f"register({name!r}, ...): a lazy backend is 'module:attribute', "
+                             f"got {backend!r}")
+    elif not isinstance(backend, Backend):
+        raise InvalidBackend(f"register({name!r}, ...): expected a Backend instance or "
+                             f"'module:attribute', got {type(backend).__name__}")
+    elif backend.is_available():
+        backend.namespace  # noqa: B018  (raises InvalidBackend for a non-namespace)
     _REGISTRY[name] = backend
+    _PROBLEMS.pop(name, None)
     _BY_TYPE.clear()
 
 
@@ -66,20 +78,42 @@ def _load(name: str) -> Backend:
         mod, attr = b.split(":", 1)
         obj = getattr(importlib.import_module(mod), attr)
         b = obj() if isinstance(obj, type) else obj
+        if not isinstance(b, Backend):
+            raise InvalidBackend(f"backend {name!r}: {b!r} (from {_REGISTRY[name]!r}) is not a "
+                                 f"Backend instance or class")
         _REGISTRY[name] = b
     return b
 
 
+# name -> why that registered backend cannot be used here, as found by available()/get()
+_PROBLEMS: dict[str, str] = {}
+
+
+def _usable(name: str) -> Backend | None:
+    """The loaded, checked backend ``name``, or None with the reason kept in ``_PROBLEMS``."""
+    try:
+        b = _load(name)
+        if not b.is_available():
+            _PROBLEMS[name] = b.why_unavailable()
+            return None
+        b.namespace  # noqa: B018  (imports and checks the namespace)
+    except Exception as e:  # a third-party backend may fail in any way: keep what it said
+        _PROBLEMS[name] = f"{type(e).__name__}: {e}"
+        return None
+    _PROBLEMS.pop(name, None)
+    return b
+
+
 def available() -> list[str]:
-    """Names of the backends usable on this machine (cupy only with a visible GPU)."""
-    out = []
-    for name in registered():
-        try:
-            if _load(name).is_available():
-                out.append(name)
-        except Exception:
-            pass
-    return out
+    """Names of the backends usable on this machine (cupy only with a visible GPU); why each
+    other one is not is in :func:`unavailable`."""
+    return [name for name in registered() if _usable(name) is not None]
+
+
+def unavailable() -> dict[str, str]:
+    """``{name: reason}`` for each registered backend that cannot be used on this machine
+    (not installed, no GPU, failed to import, not an array-API namespace, ...)."""
+    return {name: _PROBLEMS[name] for name in registered() if _usable(name) is None}
 
 
 def get(name: str | Backend) -> Backend:
@@ -91,12 +125,14 @@ def get(name: str | Backend) -> Backend:
     if key not in _REGISTRY:
         raise BackendUnavailable(f"unknown backend {name!r}; registered: {registered()}, "
                                  f"usable here: {available()}")
-    b = _load(key)
+    b = _load(key)  # a lazy backend that fails to import raises its own error here
     if not b.is_available():
         why = "no CUDA GPU is visible or CuPy is not installed" if b.gpu else \
-            f"{b.module} is not installed"
-        raise BackendUnavailable(f"backend {key!r} is not usable on this machine: {why}. "
-                                 f"Install it with: {b.install_hint}. Usable here: {available()}")
+            b.why_unavailable()
+        hint = f" Install it with: {b.install_hint}." if b.install_hint else ""
+        raise BackendUnavailable(f"backend {key!r} is not usable on this machine: {why}.{hint} "
+                                 f"Usable here: {available()}")
+    b.namespace  # noqa: B018  (InvalidBackend, at first use, for a non-namespace)
     return b
 
 
@@ -177,7 +213,10 @@ def backend_of(x: Any) -> Backend:
                 if cand.owns(x):
                     b = cand
                     break
-            except Exception:
+            except Exception as e:  # a broken third-party backend: say so, then ask the rest
+                warnings.warn(f"backend {name!r} was skipped while looking for the owner of a "
+                              f"{t.__module__}.{t.__name__}: {type(e).__name__}: {e}",
+                              RuntimeWarning, stacklevel=2)
                 continue
         if b is None:
             b = _GenericBackend(get_namespace(x))

@@ -3,12 +3,45 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
+from collections.abc import Sequence
 from typing import Any
 
+from xgrad.errors import XgradError
 
-class BackendUnavailable(RuntimeError):
+
+class BackendUnavailable(XgradError, RuntimeError):
     """A backend was asked for that cannot be used on this machine."""
+
+
+class InvalidBackend(XgradError, TypeError):
+    """A backend whose namespace is not an array-API namespace (or that is not a Backend)."""
+
+
+# What xgrad needs of a namespace beyond what every array library has: a module that lacks one
+# of these is the library's own module, not its array-API namespace (e.g. ``torch`` instead of
+# ``array_api_compat.torch``).
+_REQUIRED = ("__array_namespace_info__", "asarray", "astype", "isdtype", "zeros", "reshape",
+             "permute_dims", "matmul", "sum", "where")
+
+
+def check_namespace(ns: Any, owner: str) -> Any:
+    """``ns`` if it has what xgrad needs of an array-API namespace, else an
+    :class:`InvalidBackend` naming ``owner``, what is missing and what to use instead."""
+    missing = [n for n in _REQUIRED if not hasattr(ns, n)]
+    if not missing:
+        return ns
+    name = getattr(ns, "__name__", repr(ns))
+    hint = ""
+    compat = f"array_api_compat.{name}"
+    try:
+        if importlib.util.find_spec(compat) is not None:
+            hint = f"; array-api-compat has one for it: namespace_module = {compat!r}"
+    except (ImportError, ValueError):
+        pass
+    raise InvalidBackend(f"{owner}: module {name!r} is not an array-API namespace (it has no "
+                         f"{', '.join(missing)}){hint}")
 
 
 class RNG:
@@ -56,11 +89,14 @@ def _below(xp: Any, x: Any, low: float, high: float) -> Any:
 
 
 class Backend:
-    """One array library. Subclasses set ``name``, ``module`` (imported lazily) and override
+    """One array library. Subclasses set ``name``, ``module`` (the library, imported lazily),
+    ``namespace_module`` where the library's own module is not an array-API namespace (its
+    array-api-compat wrapper, e.g. ``"array_api_compat.dask.array"``) and ``owns``, and override
     what they can do faster than the portable defaults written here in the standard."""
 
     name = "?"
     module = "?"
+    namespace_module: str | None = None
     install_hint = ""
     gpu = False
 
@@ -76,19 +112,33 @@ class Backend:
             return False
         return True
 
+    def why_unavailable(self) -> str:
+        """Why ``is_available()`` is False, for error messages and ``python -m xgrad info``."""
+        try:
+            importlib.import_module(self.module)
+        except ModuleNotFoundError as e:
+            return f"{e.name or self.module} is not installed"
+        except Exception as e:  # installed but broken: say how
+            return f"importing {self.module} failed: {type(e).__name__}: {e}"
+        if self.gpu:
+            return f"no GPU is visible to {self.module}"
+        return f"{type(self).__name__}.is_available() is False"
+
     @property
     def namespace(self) -> Any:
-        """The array-API namespace of this backend."""
+        """The array-API namespace of this backend (checked to be one on first use)."""
         if self._namespace is None:
-            self._namespace = self._load_namespace()
+            self._namespace = check_namespace(self._load_namespace(),
+                                              f"backend {self.name!r}")
         return self._namespace
 
     def _load_namespace(self) -> Any:
-        return importlib.import_module(self.module)
+        return importlib.import_module(self.namespace_module or self.module)
 
     @property
     def version(self) -> str:
-        return getattr(importlib.import_module(self.module), "__version__", "?")
+        """The version of the library's distribution (``?`` if it has none)."""
+        return _version_of(self.module)
 
     def owns(self, array: Any) -> bool:
         """True if ``array`` belongs to this backend."""
@@ -129,6 +179,13 @@ class Backend:
         """A random generator whose arrays land on ``device`` (the default device if None)."""
         return RNG(self, seed, device)
 
+    def materialize(self, arrays: Sequence[Any]) -> list:
+        """``arrays`` (parameters and optimizer state after an update) as concrete data.
+
+        A lazy library (dask) returns them computed, so that each training step starts from
+        data instead of a graph of every step so far; eager libraries return them unchanged."""
+        return list(arrays)
+
     def to_host(self, x: Any) -> Any:
         """A NumPy array with the data of ``x``."""
         import numpy as np
@@ -148,7 +205,7 @@ class Backend:
         from xgrad.backends import backend_of
 
         if self.owns(x):
-            if device is None or x.device == device:
+            if device is None or _device(x) == device:
                 return x
             return self.namespace.asarray(x, device=device, copy=True) \
                 if not hasattr(x, "to_device") else x.to_device(device)
@@ -162,7 +219,7 @@ class Backend:
         destination, sum each run of equal destinations, and gather the sums back by
         ``searchsorted``. Memory O(size(values) + prod(shape)), time O(n log n)."""
         xp = self.namespace
-        dev = values.device
+        dev = _device(values)
         shape = tuple(shape)
         axis = _single_index_axis(key)
         if axis is not None:
@@ -232,3 +289,33 @@ def _sum_by_destination(xp: Any, dest: Any, rows: Any, n: int, device: Any) -> A
     has = end > xp.searchsorted(dest, q, side="left")
     # row 0 of the padded table is zero: destinations no value went to
     return xp.take(xp.concat([zero, s], axis=0), xp.where(has, end, 0), axis=0)
+
+
+def _device(x: Any) -> Any:
+    from array_api_compat import device
+
+    return device(x)
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def _version_of(module: str) -> str:
+    """The version of the distribution that installs ``module``'s top-level package, else its
+    ``__version__``, else ``?``."""
+    top = module.split(".")[0]
+    v = _VERSIONS.get(top)
+    if v is None:
+        from importlib import metadata
+
+        v = "?"
+        for dist in metadata.packages_distributions().get(top, []):
+            try:
+                v = metadata.version(dist)
+                break
+            except metadata.PackageNotFoundError:
+                continue
+        if v == "?":
+            v = str(getattr(importlib.import_module(top), "__version__", "?"))
+        _VERSIONS[top] = v
+    return v

@@ -48,12 +48,8 @@ class NumpyRNG(RNG):
 class NumpyBackend(Backend):
     name = "numpy"
     module = "numpy"
+    namespace_module = "array_api_compat.numpy"
     install_hint = 'pip install "numpy>=2"'
-
-    def _load_namespace(self) -> Any:
-        import array_api_compat.numpy as xp
-
-        return xp
 
     def owns(self, array: Any) -> bool:
         import numpy as np
