@@ -1,6 +1,8 @@
 """The backend registry, array creation, device transfer and the backend extras."""
 
+import importlib.metadata
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -11,6 +13,7 @@ import pytest
 import xgrad
 from xgrad import Variable, backends
 from xgrad.backends import BackendUnavailable, backend_of
+from xgrad.backends.strict import StrictBackend
 from xgrad.testing import assert_close, to_host
 
 
@@ -253,3 +256,242 @@ def test_to_a_device_without_the_dtype_raises(backend):
     (y * y).sum().backward()
     assert_close(x.grad, [2.0, 4.0])
     assert x.grad.dtype == x.dtype
+
+
+# --- what a backend must be, and what the registry says when one is not usable ---
+class _NotANamespace(xgrad.backends.Backend):
+    name = "not_a_namespace"
+    module = "math"  # imports fine, but is no array library
+
+    def owns(self, array):
+        return False
+
+
+def test_backend_unavailable_is_an_xgrad_error():
+    assert issubclass(BackendUnavailable, xgrad.XgradError)
+    assert issubclass(backends.InvalidBackend, xgrad.XgradError)
+    with pytest.raises(xgrad.XgradError):
+        backends.get("no_such_backend")
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry, restored after the test."""
+    monkeypatch.setattr(backends, "_REGISTRY", dict(backends._REGISTRY))
+    monkeypatch.setattr(backends, "_PROBLEMS", {})
+    monkeypatch.setattr(backends, "_BY_TYPE", {})
+    return backends
+
+
+def test_register_refuses_a_module_that_is_not_an_array_api_namespace(registry):
+    with pytest.raises(backends.InvalidBackend,
+                       match=r"'not_a_namespace'.*'math' is not an array-API namespace.*isdtype"):
+        registry.register("not_a_namespace", _NotANamespace())
+    assert "not_a_namespace" not in registry.registered()
+    with pytest.raises(backends.InvalidBackend, match="expected a Backend"):
+        registry.register("a_module", np)
+
+
+def test_register_names_the_array_api_compat_namespace_to_use(registry):
+    pytest.importorskip("dask.array")
+
+    class RawDask(xgrad.backends.Backend):
+        name = "raw_dask"
+        module = "dask.array"  # dask's own module: from_array() has no device=, no isdtype
+
+    with pytest.raises(backends.InvalidBackend,
+                       match=r"'dask.array' is not an array-API namespace.*namespace_module = "
+                             r"'array_api_compat.dask.array'"):
+        registry.register("raw_dask", RawDask())
+
+
+def test_lazy_backend_is_checked_at_first_use_and_why_is_kept(registry, tmp_path, monkeypatch):
+    (tmp_path / "xgrad_probe_backends.py").write_text(
+        "from xgrad.backends import Backend\n"
+        "class NotANamespace(Backend):\n"
+        "    name = 'lazy_math'\n"
+        "    module = 'math'\n"
+        "class Broken(Backend):\n"
+        "    name = 'lazy_broken'\n"
+        "    module = 'array_api_strict'\n"
+        "    def is_available(self):\n"
+        "        raise OSError('driver 7 is too old')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.register("lazy_math", "xgrad_probe_backends:NotANamespace")  # not imported yet
+    registry.register("lazy_broken", "xgrad_probe_backends:Broken")
+    registry.register("lazy_missing", "xgrad_probe_no_such_module:backend")
+    assert {"numpy", "array_api_strict"} <= set(registry.available())
+    assert not {"lazy_math", "lazy_broken", "lazy_missing"} & set(registry.available())
+    why = registry.unavailable()
+    assert "InvalidBackend" in why["lazy_math"] and "not an array-API namespace" in why["lazy_math"]
+    assert why["lazy_broken"] == "OSError: driver 7 is too old"
+    assert "ModuleNotFoundError" in why["lazy_missing"]
+    assert "numpy" not in why
+    with pytest.raises(backends.InvalidBackend, match="'math' is not an array-API namespace"):
+        registry.get("lazy_math")
+    from xgrad.__main__ import info
+
+    report = info()
+    assert "NOT available (InvalidBackend: backend 'lazy_math': module 'math' is not an " \
+        "array-API namespace" in report
+    assert "lazy_broken" in report and "driver 7 is too old" in report
+    assert "lazy_missing: cannot be loaded: ModuleNotFoundError" in report
+
+
+def test_backend_version_comes_from_the_distribution():
+    pytest.importorskip("dask.array")
+
+    class DaskVersion(xgrad.backends.Backend):
+        module = "dask.array"  # has no __version__ of its own
+
+    assert DaskVersion().version == importlib.metadata.version("dask") != "?"
+    assert backends.get("array_api_strict").version == \
+        importlib.metadata.version("array-api-strict")
+
+
+class _Float32Default(StrictBackend):
+    """A library whose default float is float32 (as torch's): Python floats land as float32."""
+
+    name = "float32_default"
+
+    def from_host(self, a, device=None):
+        x = super().from_host(a, device)
+        return self.namespace.astype(x, self.namespace.float32) if x.dtype == \
+            self.namespace.float64 and not isinstance(a, np.ndarray) else x
+
+
+def test_asarray_reads_python_numbers_in_the_requested_dtype(backend):
+    x = xgrad.asarray([0.1, 1e-10, 16777217], dtype=backend.dtype("float64"))
+    assert x.dtype == backend.dtype("float64")
+    assert to_host(x).tolist() == [0.1, 1e-10, 16777217.0]
+    b = _Float32Default()
+    y = xgrad.asarray([0.1, 1e-10, 16777217], dtype="float64", backend=b)
+    assert to_host(y).tolist() == [0.1, 1e-10, 16777217.0]
+    assert to_host(xgrad.asarray([0.1], backend=b)).dtype == np.float32  # its own default
+    with pytest.raises(TypeError, match="asarray: list does not hold numbers"):
+        xgrad.asarray(["a", "b"], dtype="float64")
+
+
+def test_materialize_is_a_no_op_on_eager_backends(backend):
+    a = [xgrad.zeros((2,)), xgrad.ones((3,))]
+    out = backend.backend.materialize(a)
+    assert len(out) == 2 and out[0] is a[0] and out[1] is a[1]
+
+
+def test_ruff_bans_numpy_in_the_core_and_allows_it_in_backends():
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install ruff, or the dev extra)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def check(path, code):
+        return subprocess.run([ruff, "check", "--no-cache", "--select", "TID251",
+                               "--stdin-filename", path, "-"], input=code, text=True,
+                              capture_output=True, cwd=root)
+
+    for code in ("import numpy as np\n", "import cupy\n", "from numpy import asarray\n",
+                 "import cupyx.scipy\n"):
+        r = check("xgrad/functions/probe.py", code)
+        assert r.returncode == 1 and "TID251" in r.stdout, (code, r.stdout, r.stderr)
+        assert check("xgrad/core.py", code).returncode == 1
+    for path in ("xgrad/backends/probe.py", "xgrad/testing/probe.py", "xgrad/data/probe.py",
+                 "xgrad/io.py", "tests/probe.py"):
+        r = check(path, "import numpy as np\n")
+        assert r.returncode == 0, (path, r.stdout, r.stderr)
+
+
+# --- the README's recipe, followed for a third-party library: dask.array ---
+def _readme_recipe() -> str:
+    readme = open(os.path.join(os.path.dirname(__file__), "..", "README.md"),
+                  encoding="utf-8").read()
+    section = readme[readme.index("### Adding a backend"):]
+    start = section.index("```python\n") + len("```python\n")
+    return section[start:section.index("\n```", start)]
+
+
+@pytest.fixture
+def dask_backend(registry):
+    """The backend the README's "Adding a backend" recipe defines, registered as it says."""
+    pytest.importorskip("dask.array")
+    scope: dict = {"__name__": "readme_recipe"}
+    with xgrad.use_backend("numpy"):
+        exec(compile(_readme_recipe(), "README.md (Adding a backend)", "exec"), scope)
+    return registry.get("dask")
+
+
+def test_readme_recipe_registers_a_working_dask_backend(dask_backend):
+    import dask.array as da
+
+    assert dask_backend.name == "dask" and "dask" in backends.available()
+    x = xgrad.asarray([0.1, 1e-10], dtype="float64", backend="dask")
+    assert isinstance(x, da.Array) and backend_of(x) is dask_backend
+    assert to_host(x).tolist() == [0.1, 1e-10]
+    assert dask_backend.version == importlib.metadata.version("dask")
+
+
+def test_dask_gradients_match_numpy(dask_backend):
+    import xgrad.functions as F
+
+    rng = np.random.default_rng(0)
+    xh = rng.standard_normal((4, 3)).astype(np.float32)
+    wh = rng.standard_normal((3, 2)).astype(np.float32)
+    th = rng.standard_normal((4, 2)).astype(np.float32)
+
+    def loss(x, w, t):
+        h = F.tanh(F.matmul(x, w)) + F.sigmoid(F.matmul(x, w * 0.5)) * F.exp(-F.sum(w, axis=0))
+        return F.mean_squared_error(F.relu(h) + F.sum(x, axis=1, keepdims=True), t) + \
+            F.mean(F.transpose(F.reshape(h, (2, 4))) ** 2) + F.max(h) - F.log(F.softplus(h)).sum()
+
+    grads = {}
+    for name in ("numpy", "dask"):
+        vs = [Variable(xgrad.asarray(a, backend=name)) for a in (xh, wh, th)]
+        y = loss(*vs)
+        y.backward()
+        assert backend_of(vs[0].grad.data).name == name
+        assert vs[0].grad.dtype == vs[0].dtype  # float32 stays float32
+        grads[name] = (to_host(y), to_host(vs[0].grad), to_host(vs[1].grad))
+    for a, b in zip(grads["dask"], grads["numpy"]):
+        assert_close(a, b)
+
+
+def test_dask_boolean_mask_fails_early_naming_get_item(dask_backend):
+    x = Variable(xgrad.asarray([1.0, -2.0, 3.0], dtype="float32", backend="dask"))
+    with pytest.raises(ValueError, match=r"get_item: .*boolean mask.*depends on the data"):
+        x[x.data > 0]
+    y = Variable(xgrad.asarray([1.0, -2.0, 3.0], dtype="float32"))  # known mask: fine
+    y[np.asarray(y.data) > 0].sum().backward()
+    assert_close(y.grad, [1.0, 0.0, 1.0])
+
+
+def test_dask_training_keeps_parameters_concrete(dask_backend):
+    import xgrad.functions as F
+    from xgrad.nn import MLP
+    from xgrad.optim import Adam
+
+    rng = np.random.default_rng(1)
+    xh = rng.standard_normal((32, 2)).astype(np.float32)
+    th = np.sin(xh[:, :1] * 2).astype(np.float32)
+    losses, sizes = {}, []
+    for name in ("numpy", "dask"):
+        xgrad.manual_seed(0)  # the same initial parameters: drawn on numpy, then moved
+        model = MLP((8, 1))
+        model(Variable(xh))
+        model.to(name)
+        with xgrad.use_backend(name):
+            opt = Adam(lr=0.05).setup(model)
+            x, t = xgrad.asarray(xh), xgrad.asarray(th)
+            losses[name] = []
+            for _ in range(6):
+                loss = F.mean_squared_error(model(x), t)
+                model.cleargrads()
+                loss.backward()
+                opt.update()
+                losses[name].append(float(to_host(loss)))
+                if name == "dask":
+                    ps = list(model.params())
+                    assert all(backend_of(p.data) is dask_backend for p in ps)
+                    sizes.append(sum(len(p.data.__dask_graph__()) for p in ps))
+    assert_close(losses["dask"], losses["numpy"])
+    assert losses["dask"][-1] < losses["dask"][0]
+    # persisted after each update: a parameter's graph is its chunks, not the steps so far
+    assert sizes == [sizes[0]] * len(sizes), sizes

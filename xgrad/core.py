@@ -21,7 +21,7 @@ from xgrad.errors import XgradError
 
 __all__ = [
     "Variable", "Parameter", "Function", "Config", "using_config", "no_grad", "enable_grad",
-    "test_mode", "is_array", "get_namespace", "as_variable", "XgradError",
+    "test_mode", "is_array", "get_namespace", "device_of", "as_variable", "XgradError",
     "BackendMismatchError", "GradientError",
 ]
 
@@ -75,6 +75,17 @@ def get_namespace(x: Any) -> Any:
     return ns
 
 
+def device_of(x: Any) -> Any:
+    """The device of array ``x``: its ``.device``, or array-api-compat's ``device(x)`` for
+    arrays that have no such attribute (dask)."""
+    try:
+        return x.device
+    except AttributeError:
+        from array_api_compat import device
+
+        return device(x)
+
+
 def _rearray(x: Any) -> Any:
     """NumPy turns 0-d results into scalars (numpy.float64); make such a result an array again."""
     if is_array(x):
@@ -104,15 +115,15 @@ def _backend(x: Any) -> Any:
 
 def _place(x: Any) -> str:
     b = _backend(x)
-    return f"a {b.name} array on device {b.device_spec(x.device)!r}"
+    return f"a {b.name} array on device {b.device_spec(device_of(x))!r}"
 
 
 def _check_same_place(fn: Function, xs: list) -> None:
     """Inputs of one call must share namespace and device; say how to move the data if not."""
     x0 = xs[0]
-    t0, d0 = type(x0), x0.device
+    t0, d0 = type(x0), device_of(x0)
     for i, x in enumerate(xs[1:], 1):
-        if type(x) is not t0 or x.device != d0:
+        if type(x) is not t0 or device_of(x) != d0:
             kind = "backends" if type(x) is not t0 else "devices"
             raise BackendMismatchError(
                 f"{type(fn).__name__}: inputs live on different {kind}: input 0 is {_place(x0)}, "
@@ -254,7 +265,7 @@ class Variable:
 
     @property
     def device(self) -> Any:
-        return self.data.device
+        return device_of(self.data)
 
     @property
     def xp(self) -> Any:
@@ -334,7 +345,7 @@ class Variable:
         else:
             g = self.grad.data if isinstance(self.grad, Variable) else self.grad
             if (not is_array(g) or type(g) is not type(self.data) or g.shape != self.shape
-                    or g.dtype != self.dtype or g.device != self.device):
+                    or g.dtype != self.dtype or device_of(g) != self.device):
                 raise GradientError(
                     f"backward: the seed gradient set in .grad must match the Variable: it has "
                     f"{_describe([g]) if is_array(g) else type(g).__name__}, the Variable "
@@ -507,7 +518,7 @@ def _to_inputs(fn: Function, inputs: tuple) -> list:
                                 f"got only Python scalars {inputs!r}")
             from xgrad.backends import backend_of
 
-            arr = backend_of(ref).scalar(a, _scalar_dtype(a, ref), ref.device)
+            arr = backend_of(ref).scalar(a, _scalar_dtype(a, ref), device_of(ref))
             out.append(_new_variable(arr))
         elif is_array(a):
             out.append(_new_variable(a))
@@ -546,7 +557,11 @@ class Function:
         elif n == 2:
             x1 = inputs[1].data
             xs = (x0, x1)
-            if type(x1) is not type(x0) or x1.device != x0.device:
+            try:
+                same = type(x1) is type(x0) and x1.device == x0.device
+            except AttributeError:  # no .device attribute (dask): the slow path checks
+                same = False
+            if not same:
                 _check_same_place(self, xs)
         else:
             xs = [v.data for v in inputs]

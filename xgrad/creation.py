@@ -43,20 +43,32 @@ def asarray(obj: Any, dtype: Any = None, backend: Any = None, device: Any = None
     if isinstance(obj, Variable):
         obj = obj.data
     b, dev = _target(backend, device)
+    dt = resolve_dtype(dtype, b)
     if is_array(obj):
         x = b.transfer(obj, dev)
     else:
         if obj is None or isinstance(obj, (str, bytes, dict, set)):
             raise TypeError(f"asarray: cannot make a numeric array from {type(obj).__name__}")
-        x = b.from_host(obj, device=dev)
-        if not b.namespace.isdtype(x.dtype, ("bool", "integral", "real floating",
-                                              "complex floating")):
-            raise TypeError(f"asarray: {type(obj).__name__} does not hold numbers "
-                            f"(it became dtype {x.dtype})")
-    dt = resolve_dtype(dtype, b)
+        if dt is not None:
+            # Python numbers read exactly on the host (NumPy: float64, int64), cast there, then
+            # moved: a library whose default float is float32 (torch) would round 0.1 first.
+            hxp = backends.get("numpy").namespace
+            src = hxp.asarray(obj)
+            _check_numbers(hxp, src, obj)
+            x = b.from_host(hxp.astype(src, resolve_dtype(dtype, backends.get("numpy"))),
+                            device=dev)
+        else:
+            x = b.from_host(obj, device=dev)
+            _check_numbers(b.namespace, x, obj)
     if dt is not None and x.dtype != dt:
         x = b.namespace.astype(x, dt)
     return x
+
+
+def _check_numbers(xp: Any, x: Any, obj: Any) -> None:
+    if not xp.isdtype(x.dtype, ("bool", "integral", "real floating", "complex floating")):
+        raise TypeError(f"asarray: {type(obj).__name__} does not hold numbers "
+                        f"(it became dtype {x.dtype})")
 
 
 def _shape(fname: str, shape: Any) -> tuple:

@@ -23,11 +23,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from xgrad import backends
-from xgrad.backends import backend_of
+from xgrad.backends import Backend, backend_of
 from xgrad.core import (
     BackendMismatchError,
     Parameter,
     Variable,
+    device_of,
     get_namespace,
     is_array,
     is_float_dtype,
@@ -136,6 +137,24 @@ class Optimizer:
         for p in params:
             if p.grad is not None:  # a hook (FreezeParam) may have removed it
                 self.update_one(p)
+        self._materialize(params)
+
+    def _materialize(self, params: list) -> None:
+        """Let a lazy backend compute the updated parameters and state (``Backend.materialize``),
+        so that step n does not carry the graph of steps 1..n; eager backends skip this."""
+        lazy: dict[Backend, list] = {}
+        for p in params:
+            b = backend_of(p.data)
+            if type(b).materialize is not Backend.materialize:
+                lazy.setdefault(b, []).append(p)
+        for b, ps in lazy.items():
+            slots = [(st, k) for st in (self._state.get(p) for p in ps) if st
+                     for k, v in st.items() if is_array(v)]
+            done = b.materialize([p.data for p in ps] + [st[k] for st, k in slots])
+            for p, d in zip(ps, done):
+                p.data = d
+            for (st, k), v in zip(slots, done[len(ps):]):
+                st[k] = v
 
     def _check_grads(self, params: list) -> None:
         """Refuse, before anything is updated, a gradient that is not a Variable of its
@@ -148,10 +167,11 @@ class Optimizer:
                 raise TypeError(f"{self._grad_of(p)} is a {type(g).__name__}, not a Variable"
                                 f"{_NOTHING}")
             gd = g.data
-            if type(gd) is not type(d) or gd.device != d.device:
+            if type(gd) is not type(d) or device_of(gd) != device_of(d):
                 raise BackendMismatchError(
-                    f"{self._grad_of(p)} lives on {backend_of(gd).name} device {gd.device}, "
-                    f"the parameter on {backend_of(d).name} device {d.device}; move the "
+                    f"{self._grad_of(p)} lives on {backend_of(gd).name} device "
+                    f"{device_of(gd)}, the parameter on {backend_of(d).name} device "
+                    f"{device_of(d)}; move the "
                     f"gradient with .to(...){_NOTHING}")
             if gd.dtype != d.dtype:
                 raise TypeError(f"{self._grad_of(p)} has dtype {gd.dtype}, but the parameter "
@@ -184,7 +204,7 @@ class Optimizer:
             self._state[p] = st
             return st
         for k, v in st.items():
-            if is_array(v) and (type(v) is not type(d) or v.device != d.device
+            if is_array(v) and (type(v) is not type(d) or device_of(v) != device_of(d)
                                 or v.dtype != d.dtype):
                 v = _place_like(v, d)
                 st[k] = v if v.dtype == d.dtype else get_namespace(d).astype(v, d.dtype)
@@ -487,7 +507,7 @@ class ClipGrad:
         sums: dict = {}  # one partial sum per (array type, device): one host sync each
         for p in params:
             g = p.grad.data
-            key = (type(g), g.device)
+            key = (type(g), device_of(g))
             s = get_namespace(g).sum(g * g)
             sums[key] = s if key not in sums else sums[key] + s
         total = math.sqrt(sum(float(s) for s in sums.values()))

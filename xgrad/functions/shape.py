@@ -259,7 +259,15 @@ class GetItem(Function):
         self.key = key
 
     def forward(self, x: Any) -> Any:
-        return gather(x, self.key)
+        y = gather(x, self.key)
+        if any(d is None or d != d for d in y.shape):  # None (the standard) or NaN (dask)
+            raise ValueError(
+                f"get_item: indexing a {type(x).__module__}.{type(x).__name__} of shape "
+                f"{tuple(x.shape)} with a boolean mask gives a shape that depends on the data "
+                f"({tuple(y.shape)}), which this lazy array library does not know before "
+                f"computing; use where(mask, x, 0) to keep the shape, or index data of an eager "
+                f"backend (.to('numpy'))")
+        return y
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]

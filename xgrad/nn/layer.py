@@ -21,7 +21,7 @@ from typing import Any
 
 from xgrad import backends
 from xgrad.backends import backend_of
-from xgrad.core import Parameter, Variable, is_array, is_float_dtype, test_mode
+from xgrad.core import Parameter, Variable, device_of, is_array, is_float_dtype, test_mode
 from xgrad.creation import _dtype_name, float32, get_rng, resolve_dtype
 from xgrad.io import _MAX_BYTES, StateError
 
@@ -30,7 +30,7 @@ __all__ = ["Layer", "Model", "Sequential"]
 
 def _transfer(x: Any, backend: Any, device: Any) -> Any:
     """Array ``x`` on ``backend``/``device`` (``x`` itself if it is there already)."""
-    if backend.owns(x) and x.device == device:
+    if backend.owns(x) and device_of(x) == device:
         return x
     return backend.transfer(x, device)
 
@@ -38,7 +38,7 @@ def _transfer(x: Any, backend: Any, device: Any) -> Any:
 def _place_like(a: Any, ref: Any) -> Any:
     """A fresh copy of array ``a`` (any backend, or host NumPy) on ``ref``'s backend/device."""
     b = backend_of(ref)
-    out = _transfer(a, b, ref.device)
+    out = _transfer(a, b, device_of(ref))
     if out is a:
         out = b.namespace.asarray(a, copy=True)
     return out
@@ -100,7 +100,7 @@ def fan_in_scale(fan_in: int) -> float:
 def input_place(x: Any) -> tuple:
     """(backend, device) of a Variable's or an array's data."""
     data = x.data if isinstance(x, Variable) else x
-    return backend_of(data), data.device
+    return backend_of(data), device_of(data)
 
 
 def layer_input(layer: Layer, x: Any, ndims: str, ok: Callable[[int], bool]) -> Any:

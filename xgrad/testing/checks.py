@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from xgrad.backends import backend_of
-from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
+from xgrad.core import Variable, device_of, get_namespace, is_array, is_float_dtype
 
 
 class GradcheckError(AssertionError):
@@ -108,7 +108,7 @@ def _host_random(rng: np.random.Generator, like: Any) -> Any:
 
 def _like(host: np.ndarray, like: Any) -> Any:
     """Host data as an array of ``like``'s backend, device and dtype."""
-    out = backend_of(like).from_host(host, device=like.device)
+    out = backend_of(like).from_host(host, device=device_of(like))
     return get_namespace(out).astype(out, like.dtype) if out.dtype != like.dtype else out
 
 
