@@ -495,3 +495,24 @@ def test_dask_training_keeps_parameters_concrete(dask_backend):
     assert losses["dask"][-1] < losses["dask"][0]
     # persisted after each update: a parameter's graph is its chunks, not the steps so far
     assert sizes == [sizes[0]] * len(sizes), sizes
+
+
+def test_dask_batch_norm_buffers_are_materialized_too(dask_backend):
+    import xgrad.functions as F
+    from xgrad import nn
+    from xgrad.optim import MomentumSGD
+
+    xh = np.random.default_rng(2).standard_normal((16, 3)).astype(np.float32)
+    with xgrad.use_backend("dask"):
+        model = nn.Sequential(nn.Linear(4), nn.BatchNorm(), nn.Linear(1))
+        opt = MomentumSGD(0.1).setup(model)
+        x = xgrad.asarray(xh)
+        for _ in range(3):
+            loss = F.sum(model(x) ** 2)
+            model.cleargrads()
+            loss.backward()
+            opt.update()
+    bufs = dict(model.named_buffers())
+    assert set(bufs) == {"layers.1.avg_mean", "layers.1.avg_var"}
+    assert all(backend_of(v) is dask_backend and len(v.__dask_graph__().layers) == 1
+               for v in bufs.values())

@@ -140,21 +140,30 @@ class Optimizer:
         self._materialize(params)
 
     def _materialize(self, params: list) -> None:
-        """Let a lazy backend compute the updated parameters and state (``Backend.materialize``),
-        so that step n does not carry the graph of steps 1..n; eager backends skip this."""
+        """Let a lazy backend compute the updated parameters, their state and the target's
+        buffers (``Backend.materialize``), so that step n does not carry the graph of steps
+        1..n; eager backends skip this."""
         lazy: dict[Backend, list] = {}
         for p in params:
             b = backend_of(p.data)
             if type(b).materialize is not Backend.materialize:
                 lazy.setdefault(b, []).append(p)
+        if not lazy:
+            return
+        buffers = [e for e in self.target._entries() if e.kind == "buffer"
+                   and is_array(e.value)] if isinstance(self.target, Layer) else []
         for b, ps in lazy.items():
             slots = [(st, k) for st in (self._state.get(p) for p in ps) if st
                      for k, v in st.items() if is_array(v)]
-            done = b.materialize([p.data for p in ps] + [st[k] for st, k in slots])
+            bufs = [e for e in buffers if backend_of(e.value) is b]
+            done = b.materialize([p.data for p in ps] + [st[k] for st, k in slots]
+                                 + [e.value for e in bufs])
             for p, d in zip(ps, done):
                 p.data = d
             for (st, k), v in zip(slots, done[len(ps):]):
                 st[k] = v
+            for e, v in zip(bufs, done[len(ps) + len(slots):]):
+                setattr(e.owner, e.attr, v)
 
     def _check_grads(self, params: list) -> None:
         """Refuse, before anything is updated, a gradient that is not a Variable of its
