@@ -84,8 +84,8 @@ class RNG:
 
 def _below(xp: Any, x: Any, low: float, high: float) -> Any:
     """``x`` with values at or above ``high`` moved to the largest value of its dtype below it."""
-    hi = xp.asarray(high, dtype=x.dtype, device=x.device)
-    return xp.minimum(x, xp.nextafter(hi, xp.asarray(low, dtype=x.dtype, device=x.device)))
+    hi = xp.asarray(high, dtype=x.dtype, device=_device(x))
+    return xp.minimum(x, xp.nextafter(hi, xp.asarray(low, dtype=x.dtype, device=_device(x))))
 
 
 class Backend:
