@@ -122,9 +122,12 @@ def test_reassigned_data_is_an_error_at_backward(backend):
 def test_reassigned_output_data_is_an_error_at_backward(backend):
     x = var(backend, 1.0)
     y = F.exp(x)  # exp's backward reads its output
-    z = y * 1.0
     y.data = y.data + 1.0
-    with pytest.raises(GradientError, match="Exp.*output"):
+    with pytest.raises(GradientError, match="Exp: output 0"):
+        y.backward()
+    z = F.exp(x) * 1.0  # a consumer saved it too, and is seen first
+    z.creator.inputs[0].data = z.creator.inputs[0].data + 1.0
+    with pytest.raises(GradientError, match="Mul: input 0"):
         z.backward()
 
 
@@ -214,10 +217,11 @@ def test_comparisons_are_elementwise(backend):
         ">": (x > 2.0, [False, False, True]), ">=": (x >= 2.0, [False, True, True]),
         "==": (x == 2.0, [False, True, False]), "!=": (x != 2.0, [True, False, True]),
         "v<v": (x < y, [True, False, False]), "v==v": (x == y, [False, True, False]),
-        "arr>v": (backend.asarray([2.0, 2.0, 2.0], dtype="float64") > x,
-                  [True, False, False]),
         "1<v": (1.5 < x, [False, True, True]),
     }
+    if backend.backend.name == "numpy":  # array_api_strict's operators reject other types
+        cases["arr>v"] = (backend.asarray([2.0, 2.0, 2.0], dtype="float64") > x,
+                          [True, False, False])
     for name, (got, want) in cases.items():
         assert isinstance(got, Variable), name
         assert got.creator is None and not got.requires_grad, name
@@ -247,7 +251,7 @@ def test_variables_in_containers_by_identity(backend):
 def test_data_assignment_of_a_numpy_scalar(backend):
     x = var(backend, 2.0)
     x.data = np.float64(3.5)
-    assert xgrad.is_array(x.data) and x.shape == ()
+    assert xgrad.core.is_array(x.data) and x.shape == ()
     assert type(x.data) is type(backend.asarray(1.0, dtype="float64"))
     assert x.device == backend.device
     assert_close(host(x * 2.0), 7.0)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import heapq
+import inspect
 import numbers
 import weakref
 from collections.abc import Callable
@@ -158,29 +159,110 @@ class _ConfigView:
 Config = _ConfigView()
 
 
-class using_config:
+# Each thread and each asyncio task runs in its own contextvars.Context; the switches entered in
+# it form a linked list (switch, token, rest) held in a ContextVar. A switch object keeps no state
+# of its own, so one object can be entered from several threads and tasks at once, and nested.
+_entered: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("xgrad.entered",
+                                                                        default=None)
+
+
+class _Switch:
+    """Set a ContextVar to a value inside a ``with`` block or a decorated function (also a
+    generator function, each resume under the switch, or an async function). Reusable and
+    re-entrant across threads and asyncio tasks."""
+
+    _var: contextvars.ContextVar
+    _value: Any
+
+    def __enter__(self) -> Any:
+        token = self._var.set(self._value)
+        _entered.set((self, token, _entered.get()))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        node = _entered.get()
+        if node is not None and node[0] is self:  # the usual case: the innermost one
+            self._var.reset(node[1])
+            _entered.set(node[2])
+            return
+        # Exited out of order (a generator suspended inside a `with`): drop this switch's
+        # newest entry and keep the others.
+        kept = []
+        while node is not None and node[0] is not self:
+            kept.append(node[:2])
+            node = node[2]
+        if node is None:
+            raise RuntimeError(f"{self!r} exited in a thread or task that did not enter it")
+        self._var.reset(node[1])
+        rest = node[2]
+        for sw, token in reversed(kept):
+            rest = (sw, token, rest)
+        _entered.set(rest)
+
+    def __call__(self, func: Callable) -> Callable:
+        if inspect.isgeneratorfunction(func):
+            return _wrap_generator(self, func)
+        if inspect.iscoroutinefunction(func):
+            @functools.wraps(func)
+            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+                with self:
+                    return await func(*args, **kwargs)
+
+            return async_wrapper
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            with self:
+                return func(*args, **kwargs)
+
+        return wrapper
+
+
+def _wrap_generator(switch: _Switch, func: Callable) -> Callable:
+    """A generator function whose body runs under ``switch`` at every resume, while the caller
+    runs without it between resumes."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        gen = func(*args, **kwargs)
+        with switch:
+            try:
+                value = gen.send(None)
+            except StopIteration as stop:
+                return stop.value
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                with switch:
+                    gen.close()
+                raise
+            except BaseException as e:
+                with switch:
+                    try:
+                        value = gen.throw(e)
+                    except StopIteration as stop:
+                        return stop.value
+            else:
+                with switch:
+                    try:
+                        value = gen.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+
+    return wrapper
+
+
+class using_config(_Switch):
     """Set config switch ``name`` to ``value`` inside a ``with`` block or a decorated function."""
 
     def __init__(self, name: str, value: Any) -> None:
         if name not in _SWITCHES:
             raise ValueError(f"unknown config switch {name!r}; known: {sorted(_SWITCHES)}")
-        self._name, self._value = name, value
-        self._tokens: list = []
+        self._name, self._value, self._var = name, value, _SWITCHES[name]
 
-    def __enter__(self) -> using_config:
-        self._tokens.append(_SWITCHES[self._name].set(self._value))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        _SWITCHES[self._name].reset(self._tokens.pop())
-
-    def __call__(self, func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with using_config(self._name, self._value):
-                return func(*args, **kwargs)
-
-        return wrapper
+    def __repr__(self) -> str:
+        return f"using_config({self._name!r}, {self._value!r})"
 
 
 def _switch(name: str, value: Any, func: Callable | None) -> Any:
@@ -210,9 +292,18 @@ test_mode.__test__ = False  # keep pytest from collecting it when a test module 
 # Variable
 # ---------------------------------------------------------------------------------------------
 class Variable:
-    """A node of the graph: an array plus its gradient and the Function that created it."""
+    """A node of the graph: an array plus its gradient and the Function that created it.
 
-    __slots__ = ("data", "name", "grad", "creator", "generation", "requires_grad", "__weakref__")
+    ``==``, ``<`` and the other comparisons are elementwise (a boolean Variable outside any
+    graph); hashing is by identity, so Variables key dicts and sets, but ``v in a_list`` and
+    ``list.index(v)`` compare elementwise: look Variables up by identity (``is``).
+    """
+
+    # _data, _grad: the slots behind the .data / .grad properties (the engine uses them
+    # directly); _pgrad: the gradient a backward pass is accumulating for this Variable, cleared
+    # when the pass has used it; _seeded: .grad was set by the user, not by a pass.
+    __slots__ = ("_data", "name", "_grad", "creator", "generation", "requires_grad", "_pgrad",
+                 "_seeded", "__weakref__")
     __array_priority__ = 200  # ndarray op Variable defers to Variable (NumPy and CuPy)
     __array_ufunc__ = None
 
@@ -229,12 +320,14 @@ class Variable:
         elif requires_grad and not floating:
             raise TypeError(f"only floating-point Variables can require gradients, "
                             f"got {data.dtype}")
-        self.data = data
+        self._data = data
         self.name = name
-        self.grad: Variable | None = None
+        self._grad: Variable | None = None
         self.creator: Function | None = None
         self.generation = 0
         self.requires_grad = requires_grad
+        self._pgrad: Variable | None = None
+        self._seeded = False
 
     @classmethod
     def _wrap(cls, data: Any, requires_grad: bool = False) -> Variable:
@@ -242,30 +335,59 @@ class Variable:
         if type(data) not in _NAMESPACES or _NAMESPACES[type(data)] is None:
             data = _rearray(data)
         v = _new_object(cls)
-        v.data, v.name, v.grad, v.creator = data, None, None, None
-        v.generation, v.requires_grad = 0, requires_grad
+        v._data, v.name, v._grad, v.creator = data, None, None, None
+        v.generation, v.requires_grad, v._pgrad, v._seeded = 0, requires_grad, None, False
         return v
+
+    @property
+    def data(self) -> Any:
+        """The array. Assigning a NumPy scalar (``x.data - lr * g`` on a 0-d NumPy array gives
+        one) stores a 0-d array of the current data's backend; anything else that is not an
+        array is a TypeError. A Function recorded before the assignment raises at backward."""
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        t = type(value)
+        ns = _NAMESPACES[t] if t in _NAMESPACES else _lookup_namespace(t, value)
+        self._data = value if ns is not None else _coerce_data(self, value)
+
+    @property
+    def grad(self) -> Variable | None:
+        """The gradient: a Variable (or None) that accumulates over backward passes. An array
+        assigned here is wrapped; set before any pass, it seeds the next ``backward()``."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        if value is not None and not isinstance(value, Variable):
+            if not is_array(value):
+                raise TypeError(f"Variable.grad must be a Variable, an array or None, got "
+                                f"{type(value).__module__}.{type(value).__qualname__}")
+            value = Variable._wrap(value)
+        self._grad = value
+        self._seeded = value is not None
 
     # --- array attributes ---
     @property
     def shape(self) -> tuple:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> Any:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def device(self) -> Any:
-        return device_of(self.data)
+        return device_of(self._data)
 
     @property
     def xp(self) -> Any:
@@ -280,9 +402,17 @@ class Variable:
         return backend_of(self.data)
 
     def __len__(self) -> int:
-        if not self.data.shape:
+        if not self._data.shape:
             raise TypeError("len() of a 0-d Variable")
-        return self.data.shape[0]
+        return self._data.shape[0]
+
+    def __iter__(self) -> Any:
+        """The entries along the first axis, each ``self[i]`` (differentiable); a 0-d Variable
+        is not iterable, as in NumPy."""
+        shape = self._data.shape
+        if not shape:
+            raise TypeError("iteration over a 0-d Variable")
+        return (self[i] for i in range(shape[0]))
 
     def __repr__(self) -> str:
         body = repr(self.data).replace("\n", "\n" + " " * 9)
@@ -294,6 +424,25 @@ class Variable:
 
     def __hash__(self) -> int:
         return id(self)
+
+    # Comparisons: elementwise, not differentiable (a boolean Variable outside any graph).
+    def __eq__(self, other: Any) -> Any:  # type: ignore[override]
+        return _compare(self, other, "equal")
+
+    def __ne__(self, other: Any) -> Any:  # type: ignore[override]
+        return _compare(self, other, "not_equal")
+
+    def __lt__(self, other: Any) -> Any:
+        return _compare(self, other, "less")
+
+    def __le__(self, other: Any) -> Any:
+        return _compare(self, other, "less_equal")
+
+    def __gt__(self, other: Any) -> Any:
+        return _compare(self, other, "greater")
+
+    def __ge__(self, other: Any) -> Any:
+        return _compare(self, other, "greater_equal")
 
     def item(self) -> Any:
         """The value of a one-element Variable as a Python scalar."""
@@ -313,7 +462,7 @@ class Variable:
         self.generation = func.generation + 1
 
     def cleargrad(self) -> None:
-        self.grad = None
+        self._grad = None
 
     def unchain(self) -> None:
         """Cut the link to the creator: this Variable becomes a leaf."""
@@ -338,22 +487,32 @@ class Variable:
         """A new leaf Variable sharing this data, outside any graph."""
         return Variable._wrap(self.data, False)
 
-    def backward(self, retain_grad: bool = False, create_graph: bool = False) -> None:
-        """Backpropagate from this Variable: fill ``.grad`` of every Variable that needs one."""
-        if self.grad is None:
-            self.grad = Variable._wrap(get_namespace(self.data).ones_like(self.data))
+    def backward(self, retain_grad: bool = False, create_graph: bool = False,
+                 grad: Any = None) -> None:
+        """Backpropagate from this Variable, seeded with ``grad`` (an array or Variable of this
+        Variable's shape, dtype and device; ones by default).
+
+        A pass propagates only the gradients it computes. Leaves accumulate into ``.grad``
+        (a second ``backward()`` adds again), each into an array of its own; with
+        ``retain_grad=True`` intermediate Variables accumulate into ``.grad`` too, which a later
+        pass neither propagates nor clears. A ``.grad`` set by the user before any pass (DeZero's
+        ``y.grad = array(1.0); y.backward()``) is taken as the seed and consumed.
+        """
+        if grad is None:
+            g = self._grad
+            if g is not None and getattr(self, "_seeded", False):
+                grad, self._grad = g, None
+        handed: set = set()  # ids of arrays some .grad (or the caller) holds: never shared
+        if grad is None:
+            seed = _new_variable(get_namespace(self._data).ones_like(self._data))
         else:
-            g = self.grad.data if isinstance(self.grad, Variable) else self.grad
-            if (not is_array(g) or type(g) is not type(self.data) or g.shape != self.shape
-                    or g.dtype != self.dtype or device_of(g) != self.device):
-                raise GradientError(
-                    f"backward: the seed gradient set in .grad must match the Variable: it has "
-                    f"{_describe([g]) if is_array(g) else type(g).__name__}, the Variable "
-                    f"{_describe([self.data])} on {self.device!r}")
-            if not isinstance(self.grad, Variable):
-                self.grad = Variable._wrap(g)
-        if self.creator is not None:
-            _run_backward(self.creator, retain_grad, create_graph)
+            seed = _check_seed(self, grad)
+            handed.add(id(seed._data))
+        if self.creator is None:
+            _accumulate(self, seed, create_graph, handed)
+            return
+        self._pgrad = seed  # the pass retains it in .grad with the others when asked
+        _run_backward(self.creator, retain_grad, create_graph, handed)
 
     # --- shape helpers (DeZero's methods) ---
     def reshape(self, *shape: Any) -> Variable:
@@ -448,11 +607,57 @@ _new_object = object.__new__
 
 
 def _new_variable(data: Any) -> Variable:
-    # The hot path's constructor: a graph-less Variable around a Function's output.
+    # The hot path's constructor: a graph-less Variable around a Function's output (_seeded is
+    # read only when _grad is set, and whatever sets _grad sets it).
     v = _new_object(Variable)
-    v.data, v.name, v.grad, v.creator, v.generation, v.requires_grad = \
-        data, None, None, None, 0, False
+    v._data, v.name, v._grad, v.creator, v.generation, v.requires_grad, v._pgrad = \
+        data, None, None, None, 0, False, None
     return v
+
+
+def _coerce_data(v: Variable, value: Any) -> Any:
+    """What ``v.data = value`` stores when ``value`` is not an array: a NumPy scalar becomes a
+    0-d array of ``v``'s current backend and device; anything else is a TypeError."""
+    if (isinstance(value, Variable) or not hasattr(value, "dtype")
+            or getattr(value, "shape", None) != ()):
+        hint = " (assign its .data)" if isinstance(value, Variable) else \
+            "; use xgrad.asarray(...) to make one"
+        raise TypeError(f"Variable.data must be an array of an array-API namespace, not "
+                        f"{type(value).__module__}.{type(value).__qualname__}{hint}")
+    old = v._data
+    return get_namespace(old).asarray(value, device=device_of(old))
+
+
+_COMPARE_TYPES = (Variable, numbers.Number)
+# Stand-ins that name the operator in _to_inputs' and _check_same_place's errors.
+_COMPARISONS = {op: type(f"Variable.__{dunder}__", (), {})() for op, dunder in (
+    ("equal", "eq"), ("not_equal", "ne"), ("less", "lt"), ("less_equal", "le"),
+    ("greater", "gt"), ("greater_equal", "ge"))}
+
+
+def _compare(v: Variable, other: Any, op: str) -> Any:
+    """``v <op> other`` elementwise on the data: a boolean Variable that records no graph."""
+    if not isinstance(other, _COMPARE_TYPES) and not is_array(other):
+        return NotImplemented
+    a, b = _to_inputs(_COMPARISONS[op], (v, other))
+    xs = [a._data, b._data]
+    if type(xs[1]) is not type(xs[0]) or device_of(xs[1]) != device_of(xs[0]):
+        _check_same_place(_COMPARISONS[op], xs)
+    r = getattr(get_namespace(xs[0]), op)(xs[0], xs[1])
+    return Variable._wrap(r, False)
+
+
+def _check_seed(v: Variable, grad: Any) -> Variable:
+    """The seed of ``v.backward(grad=...)`` as a Variable; it must match ``v`` exactly."""
+    g = grad._data if isinstance(grad, Variable) else grad
+    d = v._data
+    if (not is_array(g) or type(g) is not type(d) or g.shape != d.shape or g.dtype != d.dtype
+            or device_of(g) != device_of(d)):
+        raise GradientError(
+            f"backward: the seed gradient (grad= or a .grad set before the pass) must match the "
+            f"Variable: it has {_describe([g]) if is_array(g) else type(g).__name__}, the "
+            f"Variable {_describe([d])} on {v.device!r}")
+    return grad if isinstance(grad, Variable) else Variable._wrap(g)
 
 
 class Parameter(Variable):
@@ -503,7 +708,7 @@ def _to_inputs(fn: Function, inputs: tuple) -> list:
     ref = None
     for a in inputs:
         if isinstance(a, Variable):
-            ref = a.data
+            ref = a._data
             break
         if is_array(a):
             ref = a
@@ -540,6 +745,10 @@ class Function:
     inputs: list
     outputs: list
     generation: int
+    # The arrays the forward saw: inputs' (a sequence) and outputs' (one array, or a tuple for
+    # several outputs); checked at backward against the Variables' current .data.
+    _xs: Any = None
+    _ys: Any = None
 
     def __call__(self, *inputs: Any) -> Any:
         # 1. inputs as Variables (arrays and scalars become constants); 2. check that they share
@@ -550,12 +759,12 @@ class Function:
             if not isinstance(a, Variable):
                 inputs = _to_inputs(self, inputs)
                 break
-        x0 = inputs[0].data
+        x0 = inputs[0]._data
         n = len(inputs)
         if n == 1:
             xs = (x0,)
         elif n == 2:
-            x1 = inputs[1].data
+            x1 = inputs[1]._data
             xs = (x0, x1)
             try:
                 same = type(x1) is type(x0) and x1.device == x0.device
@@ -564,7 +773,7 @@ class Function:
             if not same:
                 _check_same_place(self, xs)
         else:
-            xs = [v.data for v in inputs]
+            xs = [v._data for v in inputs]
             _check_same_place(self, xs)
         try:
             ys = self.forward(*xs)
@@ -582,7 +791,7 @@ class Function:
                 if gen >= 0:  # some input needs a gradient: record this call
                     self.generation = gen
                     y.creator, y.generation, y.requires_grad = self, gen + 1, True
-                    self.inputs = inputs
+                    self.inputs, self._xs, self._ys = inputs, xs, y._data
                     self.outputs = (_weakref(y),)
                     if _anomaly.get():
                         _record_origin(self)
@@ -595,7 +804,8 @@ class Function:
                 self.generation = gen
                 for y in outputs:
                     y.creator, y.generation, y.requires_grad = self, gen + 1, True
-                self.inputs = inputs
+                self.inputs, self._xs = inputs, xs
+                self._ys = tuple(y._data for y in outputs)
                 self.outputs = tuple(_weakref(y) for y in outputs)
                 if _anomaly.get():
                     _record_origin(self)
@@ -647,7 +857,10 @@ def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
 # ---------------------------------------------------------------------------------------------
 # The backward pass: a heap of Functions keyed by generation (newest first), each run once
 # ---------------------------------------------------------------------------------------------
-def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> None:
+def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed: set) -> None:
+    # The caller has put the seed in start's output's _pgrad. Non-leaf Variables collect this
+    # pass's gradient in _pgrad, which their creator consumes; leaves (and, with retain_grad,
+    # the outputs processed) accumulate into .grad, which a pass never reads back.
     heap = [(-start.generation, 0, start)]
     queued = {start}
     tie = 1
@@ -659,29 +872,40 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
         while heap:
             f = pop(heap)[2]
             refs = f.outputs
+            inputs = f.inputs
+            xs = f._xs
             if len(refs) == 1:
-                outputs = None
                 y = refs[0]()
-                gxs = f.backward(y.grad)
-                if not retain_grad:
-                    y.grad = None
+                gy = y._pgrad
+                y._pgrad = None
+                # Stale data: an input's or the output's .data reassigned since the forward.
+                if xs is not None and (y._data is not f._ys or inputs[0]._data is not xs[0] or (
+                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2))):
+                    _check_saved(f, [y])
+                if retain_grad:
+                    _accumulate(y, gy, create_graph, handed)
+                gxs = f.backward(gy)
             else:
                 outputs = [r() for r in refs]
-                gys = [y.grad if y is not None else None for y in outputs]
+                gys = []
+                for y in outputs:
+                    g = None
+                    if y is not None:
+                        g, y._pgrad = y._pgrad, None
+                        if retain_grad and g is not None:
+                            _accumulate(y, g, create_graph, handed)
+                    gys.append(g)
                 if all(g is None for g in gys):
                     continue
+                if xs is not None:
+                    _check_saved(f, outputs)
                 gxs = f.backward(*gys)
-                if not retain_grad:
-                    for y in outputs:
-                        if y is not None:
-                            y.grad = None
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             if anomaly:
                 from xgrad.anomaly import check_gradients
 
                 check_gradients(f, gxs)
-            inputs = f.inputs
             if len(gxs) != len(inputs):
                 raise GradientError(f"{type(f).__name__}.backward returned {len(gxs)} "
                                     f"gradients for {len(inputs)} inputs")
@@ -690,26 +914,96 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool) -> Non
                     continue
                 if not isinstance(gx, Variable):
                     gx = as_variable(gx)
-                xd, gd = x.data, gx.data
+                xd, gd = x._data, gx._data
                 if gd.shape != xd.shape or (gd.dtype is not xd.dtype and gd.dtype != xd.dtype):
                     gx = _cast_promoted(f, x, gx)
-                    gd = gx.data
-                if x.grad is None:
-                    x.grad = gx
+                    gd = gx._data
+                c = x.creator
+                if c is None:  # a leaf
+                    _accumulate(x, gx, create_graph, handed)
+                    continue
+                g = x._pgrad
+                if g is None:
+                    x._pgrad = gx
                 elif create_graph:
-                    x.grad = x.grad + gx  # out of place: x.grad may be shared with another
+                    x._pgrad = g + gx  # out of place: g may be another Variable's gradient too
                 else:
-                    s = x.grad.data + gd
+                    s = g._data + gd
                     if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
                         s = get_namespace(gd).asarray(s)
-                    x.grad = _new_variable(s)
-                c = x.creator
-                if c is not None and c not in queued:
+                    x._pgrad = _new_variable(s)
+                if c not in queued:
                     queued.add(c)
                     push(heap, (-c.generation, tie, c))
                     tie += 1
+    except BaseException:
+        # Leave no gradient of this failed pass behind for the next one to add to.
+        for entry in heap:
+            for r in entry[2].outputs:
+                y = r()
+                if y is not None:
+                    y._pgrad = None
+        raise
     finally:
         _enable_backprop.reset(token)
+
+
+def _check_saved(f: Function, outputs: list) -> None:
+    """Raise if a Variable that ``f`` saved at forward holds another array now: its backward
+    would compute the gradient at the new values. Only reassignment (``v.data = ...``) is
+    seen; a write into the same array (``v.data[...] = ...``, ``p.data -= ...`` on NumPy)
+    keeps its identity and goes unnoticed."""
+    ys = f._ys if len(outputs) > 1 else (f._ys,)
+    pairs = [("input", i, v, a) for i, (v, a) in enumerate(zip(f.inputs, f._xs))]
+    pairs += [("output", i, v, a) for i, (v, a) in enumerate(zip(outputs, ys)) if v is not None]
+    for kind, i, v, a in pairs:
+        if v._data is not a:
+            name = f" {v.name!r}" if v.name else ""
+            raise GradientError(
+                f"{type(f).__name__}: {kind} {i} ({type(v).__name__}{name}, "
+                f"{_describe([v._data])}) had its .data reassigned after the forward pass that "
+                f"recorded {type(f).__name__}, so its backward would use values the forward never "
+                f"saw. Run backward before changing .data (e.g. before an optimizer step), or run "
+                f"the forward again.")
+
+
+_OWNS_WRITABLE: dict[type, Callable] = {}
+
+
+def _accumulate(v: Variable, g: Variable, create_graph: bool, handed: set) -> None:
+    """Add ``g`` to ``v.grad``. A new .grad gets an array of its own, writable: copied when the
+    array is also held elsewhere in this pass (``a + b`` hands one gradient to both) or the
+    backend cannot say that it owns writable memory (a broadcast view from ``sum``)."""
+    old = v._grad
+    if old is None:
+        d = g._data
+        t = type(d)
+        owns = _OWNS_WRITABLE.get(t)
+        if owns is None:
+            owns = _OWNS_WRITABLE[t] = _backend(d).owns_writable
+        if id(d) in handed or not owns(d):
+            g = _Copy()(g)  # recorded under create_graph: the copy stays differentiable
+        handed.add(id(g._data))
+        v._grad = g
+    elif create_graph:
+        v._grad = old + g  # out of place: recorded for higher-order gradients
+    else:
+        gd = g._data
+        s = old._data + gd
+        if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
+            s = get_namespace(gd).asarray(s)
+        v._grad = _new_variable(s)
+    v._seeded = False
+
+
+class _Copy(Function):
+    """A copy of the array that owns writable memory; gradient: the identity."""
+
+    def forward(self, x: Any) -> Any:
+        return get_namespace(x).asarray(x, copy=True)
+
+    def backward(self, gy: Variable) -> Variable:
+        return gy
 
 
 def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
@@ -717,7 +1011,7 @@ def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
     inputs mixed dtypes (float32 with float64, or with an integer array) computed in the
     promoted dtype, and each float input's gradient is cast back to that input's dtype (as
     NumPy's promotion and PyTorch do)."""
-    xd, gd = x.data, gx.data
+    xd, gd = x._data, gx._data
     mixed = any(v is not x and v.dtype != xd.dtype for v in f.inputs)
     if gd.shape == xd.shape and mixed and is_float_dtype(xd) and is_float_dtype(gd):
         return _F.astype(gx, xd.dtype)

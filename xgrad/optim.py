@@ -75,6 +75,40 @@ def _check_hyper(owner: str, name: str, value: Any) -> float:
     return v
 
 
+class _StateByParam:
+    """Per-parameter state keyed by the parameter's identity, dropped when the parameter is
+    collected (a WeakKeyDictionary compares keys with ``==``, elementwise on Variables)."""
+
+    def __init__(self, items: Iterable[tuple[Parameter, dict]] = ()) -> None:
+        self._d: dict[int, tuple[weakref.ref, dict]] = {}
+        for p, st in items:
+            self[p] = st
+
+    def get(self, p: Parameter) -> dict | None:
+        e = self._d.get(id(p))
+        return e[1] if e is not None and e[0]() is p else None
+
+    def __getitem__(self, p: Parameter) -> dict:
+        st = self.get(p)
+        if st is None:
+            raise KeyError(f"no optimizer state for parameter {p.name!r}")
+        return st
+
+    def __setitem__(self, p: Parameter, st: dict) -> None:
+        key, d = id(p), self._d
+
+        def drop(ref: weakref.ref) -> None:
+            e = d.get(key)
+            if e is not None and e[0] is ref:
+                del d[key]
+
+        d[key] = (weakref.ref(p, drop), st)
+
+    def values(self) -> list[dict]:
+        """The states of the parameters still alive."""
+        return [st for ref, st in self._d.values() if ref() is not None]
+
+
 class Optimizer:
     """Base class: subclasses list their hyperparameters in ``_hyper`` and pass them to
     ``super().__init__(lr=lr, ...)`` (each is checked to be a real number in its range), list
@@ -92,7 +126,7 @@ class Optimizer:
         self.__dict__.update(hyper)
         self.target: Any = None
         self.hooks: list[Callable] = []
-        self._state: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._state = _StateByParam()
         self._pending: dict[str, dict] = {}  # loaded state of parameters not created yet
 
     def setup(self, target: Layer | Iterable[Parameter]) -> Optimizer:
@@ -316,7 +350,7 @@ class Optimizer:
                              f"{[prefix + k for k in missing_h]}")
         entries = self._param_entries()
         wanted = set(self._slots) | ({"step"} if self._counts_steps else set())
-        new_state: dict = {}
+        new_state: list = []
         pending: dict = {}
         for name, slots in per.items():
             if name not in entries:
@@ -348,14 +382,14 @@ class Optimizer:
                 raise StateError(f"keys {prefix}{name}/...: the slots of one parameter have "
                                  f"different shapes {sorted(shapes)}")
             if p is not None:
-                new_state[p] = st
+                new_state.append((p, st))
             else:
                 pending[name] = st
 
         def commit() -> None:
             for k, v in hyper.items():
                 setattr(self, k, v)
-            self._state = weakref.WeakKeyDictionary(new_state)
+            self._state = _StateByParam(new_state)
             self._pending = pending
 
         return commit

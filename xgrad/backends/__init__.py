@@ -11,11 +11,10 @@ import contextvars
 import importlib
 import os
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from xgrad.backends.base import RNG, Backend, BackendUnavailable, InvalidBackend
-from xgrad.core import get_namespace
+from xgrad.core import _Switch, get_namespace
 
 __all__ = [
     "Backend", "BackendUnavailable", "InvalidBackend", "RNG", "register", "get", "available",
@@ -154,32 +153,23 @@ def current_target() -> tuple[Backend, Any]:
     return resolve_target(os.environ.get("XGRAD_BACKEND") or "numpy")
 
 
-class use_backend:
+class use_backend(_Switch):
     """Make a backend (and optionally a device) the default inside a ``with`` block or a
     decorated function: ``use_backend("cupy")``, ``use_backend("cuda:1")``,
-    ``use_backend("array_api_strict", device=...)``."""
+    ``use_backend("array_api_strict", device=...)``. One object may be entered from several
+    threads and tasks at once, and nested."""
 
     def __init__(self, name: str | Backend, device: Any = None) -> None:
         b, dev = resolve_target(name)  # fail now, not at first use
-        self._target = (b, b.parse_device(device) if device is not None else dev)
-        self._tokens: list = []
+        self._var = _current
+        self._value = (b, b.parse_device(device) if device is not None else dev)
 
     def __enter__(self) -> Backend:
-        self._tokens.append(_current.set(self._target))
-        return self._target[0]
+        super().__enter__()
+        return self._value[0]
 
-    def __exit__(self, *exc: Any) -> None:
-        _current.reset(self._tokens.pop())
-
-    def __call__(self, func: Callable) -> Callable:
-        import functools
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with use_backend(*self._target):
-                return func(*args, **kwargs)
-
-        return wrapper
+    def __repr__(self) -> str:
+        return f"use_backend({self._value[0].name!r}, device={self._value[1]!r})"
 
 
 # --- which backend owns an array: cached per array type ---

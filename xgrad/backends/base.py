@@ -144,6 +144,12 @@ class Backend:
         """True if ``array`` belongs to this backend."""
         return False
 
+    def owns_writable(self, array: Any) -> bool:
+        """True if ``array`` is known to own writable memory that no other array views, so a
+        leaf's ``.grad`` may keep it without a copy. The portable default cannot tell and says
+        False (the engine then copies: ``asarray(x, copy=True)``)."""
+        return False
+
     def devices(self) -> list:
         """The devices arrays of this backend can live on."""
         info = self.namespace.__array_namespace_info__()

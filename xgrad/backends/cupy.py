@@ -98,6 +98,9 @@ class CupyBackend(Backend):
         cupy = sys.modules.get("cupy")
         return cupy is not None and isinstance(array, cupy.ndarray)
 
+    def owns_writable(self, array: Any) -> bool:
+        return array.base is None  # CuPy arrays are writable; a view (broadcasts too) has a base
+
     def devices(self) -> list:
         import cupy
 

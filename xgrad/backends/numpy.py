@@ -56,6 +56,10 @@ class NumpyBackend(Backend):
 
         return isinstance(array, np.ndarray)
 
+    def owns_writable(self, array: Any) -> bool:
+        flags = array.flags  # a view (base set) may share memory; broadcasts are read-only
+        return flags.owndata and flags.writeable
+
     def devices(self) -> list:
         return ["cpu"]
 
