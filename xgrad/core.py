@@ -745,8 +745,8 @@ class Function:
     inputs: list
     outputs: list
     generation: int
-    # The arrays the forward saw: inputs' (a sequence) and outputs' (one array, or a tuple for
-    # several outputs); checked at backward against the Variables' current .data.
+    # The arrays the forward saw: inputs' (a sequence) and outputs' (the array of a single
+    # output, else a tuple); checked at backward against the Variables' current .data.
     _xs: Any = None
     _ys: Any = None
 
@@ -805,7 +805,9 @@ class Function:
                 for y in outputs:
                     y.creator, y.generation, y.requires_grad = self, gen + 1, True
                 self.inputs, self._xs = inputs, xs
-                self._ys = tuple(y._data for y in outputs)
+                # One output is kept bare, as on the one-output path: backward checks it so.
+                self._ys = tuple(y._data for y in outputs) if len(outputs) != 1 \
+                    else outputs[0]._data
                 self.outputs = tuple(_weakref(y) for y in outputs)
                 if _anomaly.get():
                     _record_origin(self)
@@ -953,7 +955,7 @@ def _check_saved(f: Function, outputs: list) -> None:
     would compute the gradient at the new values. Only reassignment (``v.data = ...``) is
     seen; a write into the same array (``v.data[...] = ...``, ``p.data -= ...`` on NumPy)
     keeps its identity and goes unnoticed."""
-    ys = f._ys if len(outputs) > 1 else (f._ys,)
+    ys = f._ys if len(f.outputs) != 1 else (f._ys,)
     pairs = [("input", i, v, a) for i, (v, a) in enumerate(zip(f.inputs, f._xs))]
     pairs += [("output", i, v, a) for i, (v, a) in enumerate(zip(outputs, ys)) if v is not None]
     for kind, i, v, a in pairs:
