@@ -86,6 +86,11 @@ def test_seed_set_in_grad_before_any_pass(backend):
     x.cleargrad()
     y.backward()  # the seed was consumed: ones now
     assert_close(host(x.grad), 6.0)
+    y.backward(retain_grad=True)
+    y.grad = backend.asarray(5.0, dtype=fdt(backend))  # set by the user again: a seed again
+    x.cleargrad()
+    y.backward()
+    assert_close(host(x.grad), 30.0)
 
 
 def test_leaf_backward_accumulates(backend):

@@ -497,17 +497,22 @@ class Variable:
         ``retain_grad=True`` intermediate Variables accumulate into ``.grad`` too, which a later
         pass neither propagates nor clears. A ``.grad`` set by the user before any pass (DeZero's
         ``y.grad = array(1.0); y.backward()``) is taken as the seed and consumed.
+
+        Raises GradientError when a Variable that a recorded Function saved had its ``.data``
+        reassigned since the forward (the gradient would be for values the forward never saw);
+        writes into the same array (``p.data[...] = ...``) cannot be seen.
         """
-        if grad is None:
-            g = self._grad
-            if g is not None and getattr(self, "_seeded", False):
-                grad, self._grad = g, None
+        from_grad = grad is None and self._grad is not None and getattr(self, "_seeded", False)
+        if from_grad:
+            grad = self._grad
         handed: set = set()  # ids of arrays some .grad (or the caller) holds: never shared
         if grad is None:
             seed = _new_variable(get_namespace(self._data).ones_like(self._data))
         else:
             seed = _check_seed(self, grad)
             handed.add(id(seed._data))
+            if from_grad:  # consumed: a later backward() seeds with ones
+                self._grad = None
         if self.creator is None:
             _accumulate(self, seed, create_graph, handed)
             return
