@@ -665,6 +665,48 @@ def _check_seed(v: Variable, grad: Any) -> Variable:
     return grad if isinstance(grad, Variable) else Variable._wrap(g)
 
 
+class _WeakIdentityDict:
+    """A mapping keyed by the identity of Variables, each entry dropped when its key is
+    collected. (WeakKeyDictionary and WeakSet compare keys with ``==``, which is elementwise
+    on Variables.)"""
+
+    def __init__(self, items: Any = ()) -> None:
+        self._d: dict[int, tuple[weakref.ref, Any]] = {}
+        for k, v in items:
+            self[k] = v
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        e = self._d.get(id(key))
+        return e[1] if e is not None and e[0]() is key else default
+
+    def __contains__(self, key: Any) -> bool:
+        e = self._d.get(id(key))
+        return e is not None and e[0]() is key
+
+    def __getitem__(self, key: Any) -> Any:
+        e = self._d.get(id(key))
+        if e is None or e[0]() is not key:
+            raise KeyError(f"no entry for {type(key).__name__} {getattr(key, 'name', None)!r}")
+        return e[1]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        k, d = id(key), self._d
+
+        def drop(ref: weakref.ref) -> None:
+            e = d.get(k)
+            if e is not None and e[0] is ref:
+                del d[k]
+
+        d[k] = (weakref.ref(key, drop), value)
+
+    def __len__(self) -> int:
+        return sum(1 for r, _ in self._d.values() if r() is not None)
+
+    def values(self) -> list:
+        """The values of the keys still alive."""
+        return [v for r, v in self._d.values() if r() is not None]
+
+
 class Parameter(Variable):
     """A Variable that a Layer owns and an optimizer updates."""
 

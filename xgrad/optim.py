@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -28,6 +27,7 @@ from xgrad.core import (
     BackendMismatchError,
     Parameter,
     Variable,
+    _WeakIdentityDict,
     device_of,
     get_namespace,
     is_array,
@@ -75,40 +75,6 @@ def _check_hyper(owner: str, name: str, value: Any) -> float:
     return v
 
 
-class _StateByParam:
-    """Per-parameter state keyed by the parameter's identity, dropped when the parameter is
-    collected (a WeakKeyDictionary compares keys with ``==``, elementwise on Variables)."""
-
-    def __init__(self, items: Iterable[tuple[Parameter, dict]] = ()) -> None:
-        self._d: dict[int, tuple[weakref.ref, dict]] = {}
-        for p, st in items:
-            self[p] = st
-
-    def get(self, p: Parameter) -> dict | None:
-        e = self._d.get(id(p))
-        return e[1] if e is not None and e[0]() is p else None
-
-    def __getitem__(self, p: Parameter) -> dict:
-        st = self.get(p)
-        if st is None:
-            raise KeyError(f"no optimizer state for parameter {p.name!r}")
-        return st
-
-    def __setitem__(self, p: Parameter, st: dict) -> None:
-        key, d = id(p), self._d
-
-        def drop(ref: weakref.ref) -> None:
-            e = d.get(key)
-            if e is not None and e[0] is ref:
-                del d[key]
-
-        d[key] = (weakref.ref(p, drop), st)
-
-    def values(self) -> list[dict]:
-        """The states of the parameters still alive."""
-        return [st for ref, st in self._d.values() if ref() is not None]
-
-
 class Optimizer:
     """Base class: subclasses list their hyperparameters in ``_hyper`` and pass them to
     ``super().__init__(lr=lr, ...)`` (each is checked to be a real number in its range), list
@@ -126,7 +92,7 @@ class Optimizer:
         self.__dict__.update(hyper)
         self.target: Any = None
         self.hooks: list[Callable] = []
-        self._state = _StateByParam()
+        self._state = _WeakIdentityDict()
         self._pending: dict[str, dict] = {}  # loaded state of parameters not created yet
 
     def setup(self, target: Layer | Iterable[Parameter]) -> Optimizer:
@@ -389,7 +355,7 @@ class Optimizer:
         def commit() -> None:
             for k, v in hyper.items():
                 setattr(self, k, v)
-            self._state = _StateByParam(new_state)
+            self._state = _WeakIdentityDict(new_state)
             self._pending = pending
 
         return commit

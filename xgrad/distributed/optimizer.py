@@ -21,20 +21,19 @@ they differ, every rank gathers every rank's list and raises the same
 from __future__ import annotations
 
 import numbers
-import weakref
 import zlib
 from collections.abc import Iterable
 from typing import Any
 
 from xgrad.backends import backend_of
-from xgrad.core import Parameter, Variable, get_namespace
+from xgrad.core import Parameter, Variable, _WeakIdentityDict, get_namespace
 from xgrad.distributed.comm import Communicator, DistributedError
 from xgrad.nn.layer import Layer
 
 __all__ = ["DistributedOptimizer", "broadcast_parameters"]
 
 # Parameters whose values were broadcast from a root: the rest are broadcast at the next update.
-_SYNCED: weakref.WeakSet = weakref.WeakSet()
+_SYNCED = _WeakIdentityDict()  # Parameter -> True (keyed by identity)
 
 
 def _host64(values: list) -> Any:
@@ -225,7 +224,7 @@ def broadcast_parameters(model: Layer | Iterable[Parameter], comm: Communicator,
                 setattr(e.owner, e.attr, a)
     for v, _ in present:
         if isinstance(v, Parameter):
-            _SYNCED.add(v)
+            _SYNCED[v] = True
 
 
 class DistributedOptimizer:
@@ -294,7 +293,7 @@ class DistributedOptimizer:
             new = _broadcast_arrays(comm, [p.data for p in fresh], self.root, self._cap)
             for p, a in zip(fresh, new):
                 p.data = a
-                _SYNCED.add(p)
+                _SYNCED[p] = True
         w = 1.0 if batch_size is None else float(batch_size)
         meta = comm.allreduce(_host64([w] + [float(p.grad is not None) for p in params]))
         total, counts = float(meta[0]), meta[1:]
