@@ -1022,7 +1022,9 @@ _OWNS_WRITABLE: dict[type, Callable] = {}
 def _accumulate(v: Variable, g: Variable, create_graph: bool, handed: set) -> None:
     """Add ``g`` to ``v.grad``. A new .grad gets an array of its own, writable: copied when the
     array is also held elsewhere in this pass (``a + b`` hands one gradient to both) or the
-    backend cannot say that it owns writable memory (a broadcast view from ``sum``)."""
+    backend cannot say that it owns writable memory (a broadcast view from ``sum``). Under
+    create_graph the .grad is a node of the gradient's graph: copied (by a recorded, identity-
+    gradient node) only when shared, so its array may be a read-only view."""
     old = v._grad
     if old is None:
         d = g._data
@@ -1030,7 +1032,7 @@ def _accumulate(v: Variable, g: Variable, create_graph: bool, handed: set) -> No
         owns = _OWNS_WRITABLE.get(t)
         if owns is None:
             owns = _OWNS_WRITABLE[t] = _backend(d).owns_writable
-        if id(d) in handed or not owns(d):
+        if id(d) in handed or (not create_graph and not owns(d)):
             g = _Copy()(g)  # recorded under create_graph: the copy stays differentiable
         handed.add(id(g._data))
         v._grad = g
