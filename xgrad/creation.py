@@ -23,10 +23,15 @@ def resolve_dtype(dtype: Any, backend: Backend) -> Any:
     """The dtype object of ``backend`` for ``dtype`` (a name, or another backend's dtype)."""
     if dtype is None:
         return None
+    name = _dtype_name(dtype)
     try:
-        return getattr(backend.namespace, _dtype_name(dtype))
+        dt = getattr(backend.namespace, name)
     except AttributeError:
         raise TypeError(f"backend {backend.name!r} has no dtype {dtype!r}") from None
+    why = backend.lacks_dtype(name)
+    if why:  # e.g. JAX with 64-bit types off: refuse rather than silently downcast
+        raise TypeError(f"backend {backend.name!r} has no dtype {name} here: {why}")
+    return dt
 
 
 def _target(backend: Any, device: Any) -> tuple[Backend, Any]:

@@ -1,6 +1,6 @@
 """The backend registry: names -> Backend objects, imported lazily, and the default backend.
 
-Importing xgrad never imports CuPy or touches CUDA: built-in backends are registered by module
+Importing xgrad never imports CuPy, PyTorch or JAX, nor touches CUDA: built-in backends are registered by module
 path and loaded on first use; third-party ones register with ``register()`` or through the
 ``xgrad.backends`` entry-point group.
 """
@@ -27,6 +27,8 @@ _REGISTRY: dict[str, Backend | str] = {
     "numpy": "xgrad.backends.numpy:backend",
     "cupy": "xgrad.backends.cupy:backend",
     "array_api_strict": "xgrad.backends.strict:backend",
+    "torch": "xgrad.backends.torch:backend",
+    "jax": "xgrad.backends.jax:backend",
 }
 _ALIASES = {"np": "numpy", "cp": "cupy", "strict": "array_api_strict", "cpu": "numpy",
             "cuda": "cupy", "gpu": "cupy"}

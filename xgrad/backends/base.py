@@ -150,6 +150,10 @@ class Backend:
         False (the engine then copies: ``asarray(x, copy=True)``)."""
         return False
 
+    def lacks_dtype(self, name: str) -> str:
+        """Why arrays of this backend cannot hold the dtype called ``name`` ("float64"), or ""."""
+        return ""
+
     def devices(self) -> list:
         """The devices arrays of this backend can live on."""
         info = self.namespace.__array_namespace_info__()

@@ -9,6 +9,11 @@ failure; markers ``gpu`` (needs a GPU backend) and ``slow``.
 ``array_api_strict:device1``), or ``all``: every usable backend plus array_api_strict's fake
 devices ``device1`` and ``no_float64``, which catch kernels that forget ``device=`` or assume
 float64.
+
+On the ``jax`` leg the plugin turns JAX's 64-bit types on (``jax_enable_x64``) so that the
+float64 tests (and gradcheck's float64 upcast) run there too; it is the stricter setting for
+xgrad, as any float64 it created by accident would show up instead of being silently rounded
+to float32. Without it, the jax backend reports float64 missing and those tests skip.
 """
 
 from __future__ import annotations
@@ -99,6 +104,10 @@ def _cases(config: Any) -> list:
     cases = []
     for n in names:
         name, _, dev = n.partition(":")
+        if name == "jax" and "jax" in usable:
+            import jax
+
+            jax.config.update("jax_enable_x64", True)
         try:
             cases.append(BackendCase(name, dev or None))
         except Exception as e:
