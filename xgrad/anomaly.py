@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from xgrad.core import Function, Variable, XgradError, get_namespace, is_array, using_config
+from xgrad.core import Function, Variable, XgradError, get_namespace, is_array, numel, using_config
 
 __all__ = ["AnomalyError", "detect_anomaly", "record_origin", "check_gradients"]
 
@@ -93,5 +93,5 @@ def check_gradients(fn: Function, gxs: tuple) -> None:
                            for x in inputs)
         raise AnomalyError(
             f"{name}.backward returned a gradient with {n_nan} NaN and {n_inf} Inf of "
-            f"{g.size} elements for input {i}; {name} was created {_origin_text(fn)}; "
+            f"{numel(g)} elements for input {i}; {name} was created {_origin_text(fn)}; "
             f"inputs: {shapes}")

@@ -87,6 +87,14 @@ def device_of(x: Any) -> Any:
         return device(x)
 
 
+def numel(x: Any) -> int:
+    """The number of elements of array ``x`` (``x.size`` is a method on torch tensors)."""
+    n = 1
+    for s in x.shape:
+        n *= s
+    return n
+
+
 def _rearray(x: Any) -> Any:
     """NumPy turns 0-d results into scalars (numpy.float64); make such a result an array again."""
     if is_array(x):
@@ -379,7 +387,7 @@ class Variable:
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return numel(self._data)
 
     @property
     def dtype(self) -> Any:
@@ -824,7 +832,7 @@ class Function:
             _check_same_place(self, xs)
         try:
             ys = self.forward(*xs)
-        except (TypeError, ValueError, IndexError) as e:
+        except (TypeError, ValueError, IndexError, RuntimeError) as e:
             raise _forward_error(self, xs, e) from e
         # NumPy turns 0-d results into scalars; make them arrays of the input's kind again.
         if type(ys) is not tuple:  # the common case: one output
@@ -892,6 +900,9 @@ def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
     """Re-raise an error from a forward with the Function's name and its inputs' shapes/dtypes."""
     name = type(fn).__name__
     msg = str(e)
+    if type(e) is RuntimeError or (type(e) is TypeError and "incompatible shapes" in msg):
+        # PyTorch's (and some of JAX's) errors for shapes that do not fit: ValueError, as NumPy
+        return ValueError(f"{name}: {msg} (inputs: {_describe(xs)})")
     head = msg.split(":", 1)[0].replace("_", "").lower()
     if head == name.lower():  # the forward already named itself
         return e

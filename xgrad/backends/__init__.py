@@ -1,8 +1,8 @@
 """The backend registry: names -> Backend objects, imported lazily, and the default backend.
 
-Importing xgrad never imports CuPy, PyTorch or JAX, nor touches CUDA: built-in backends are registered by module
-path and loaded on first use; third-party ones register with ``register()`` or through the
-``xgrad.backends`` entry-point group.
+Importing xgrad never imports CuPy, PyTorch or JAX, nor touches CUDA: built-in backends are
+registered by module path and loaded on first use; third-party ones register with
+``register()`` or through the ``xgrad.backends`` entry-point group.
 """
 
 from __future__ import annotations

@@ -99,6 +99,7 @@ class Backend:
     namespace_module: str | None = None
     install_hint = ""
     gpu = False
+    checks_bounds = True  # indexing out of bounds raises (False: xgrad checks first)
 
     def __init__(self) -> None:
         self._namespace: Any = None
@@ -220,6 +221,15 @@ class Backend:
             return self.namespace.asarray(x, device=device, copy=True) \
                 if not hasattr(x, "to_device") else x.to_device(device)
         return self.from_host(backend_of(x).to_host(x), device=device)
+
+    def add_at(self, x: Any, key: tuple, values: Any) -> Any:
+        """``x`` with ``values`` added at the basic index ``key`` (ints, slices, ``...``; each
+        element at most once): a functional update. ``x`` may be reused, so callers pass an
+        array of their own. Portable version: no item assignment (immutable arrays have none):
+        ``values`` is spread to ``x``'s shape with one ``take`` per sliced axis and a mask."""
+        from xgrad.functions._util import embed
+
+        return x + embed(values, key, tuple(x.shape))
 
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
         """zeros(shape) with ``values`` added at ``key``; repeated indices accumulate.

@@ -161,6 +161,10 @@ class CupyBackend(Backend):
                 return cupy.array(x, copy=True)
         return super().transfer(x, device)
 
+    def add_at(self, x: Any, key: tuple, values: Any) -> Any:
+        x[key] += values  # the caller's own array: updated in place
+        return x
+
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
         import cupy
         import cupyx

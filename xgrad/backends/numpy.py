@@ -86,6 +86,10 @@ class NumpyBackend(Backend):
 
         return np.asarray(a)
 
+    def add_at(self, x: Any, key: tuple, values: Any) -> Any:
+        x[key] += values  # the caller's own array: updated in place
+        return x
+
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
         import numpy as np
 

@@ -131,6 +131,12 @@ class TorchBackend(Backend):
                 return t.to(device, copy=True) if device is not None else t.clone()
         return super().transfer(x, device)
 
+    def add_at(self, x: Any, key: tuple, values: Any) -> Any:
+        if any(isinstance(k, slice) and (k.step or 1) < 0 for k in key):
+            return super().add_at(x, key, values)  # torch slices have no negative step
+        x[key] += values  # the caller's own tensor: updated in place
+        return x
+
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
         import torch
 

@@ -191,10 +191,76 @@ def _is_full_slice(k: Any) -> bool:
     return isinstance(k, slice) and k == slice(None)
 
 
+def _negative_step(key: tuple) -> bool:
+    return any(isinstance(k, slice) and k.step is not None and k.step < 0 for k in key)
+
+
+def _flipped(x: Any, key: tuple) -> Any:
+    """``x[key]`` for a basic key with negative-step slices (not in the standard nor in
+    PyTorch): the same elements by a positive step, then flipped."""
+    key = basic_key(key, x.ndim)
+    pos: list = []
+    flip: list[int] = []
+    axis = out = 0
+    for k in key:
+        if k is None:
+            pos.append(None)
+            out += 1
+            continue
+        if isinstance(k, slice):
+            if k.step is not None and k.step < 0:
+                r = range(*k.indices(x.shape[axis]))
+                k = slice(r[-1], r[0] + 1, -r.step) if len(r) else slice(0, 0)
+                flip.append(out)
+            out += 1
+        pos.append(k)
+        axis += 1
+    y = x[tuple(pos)]
+    return get_namespace(x).flip(y, axis=tuple(flip)) if flip else y
+
+
+def check_bounds(x: Any, key: tuple) -> None:
+    """Raise IndexError for an index outside ``x`` (or not an index): for libraries that clamp
+    or fill instead (JAX). Python ints are checked on the host, index arrays by their min and
+    max."""
+    def mask(k: Any) -> bool:
+        return is_array(k) and "bool" in str(k.dtype)
+
+    used = sum(k.ndim if mask(k) else 1 for k in key if k is not None and k is not Ellipsis)
+    axis = 0
+    for k in key:
+        if k is Ellipsis:
+            axis += x.ndim - used
+            continue
+        if k is None or isinstance(k, slice):
+            axis += k is not None
+            continue
+        if mask(k):
+            axis += k.ndim
+            continue
+        n = x.shape[axis] if axis < x.ndim else 0
+        if not isinstance(k, int) and not is_array(k):
+            raise IndexError(f"only integers, slices, ..., None and integer or boolean arrays "
+                             f"are valid indices, got {type(k).__name__} {k!r}")
+        if is_array(k):
+            if math.prod(k.shape):
+                xp = get_namespace(k)
+                lo, hi = int(xp.min(k)), int(xp.max(k))
+                bad = hi if hi >= n else lo if lo < -n else None
+            else:
+                bad = None
+        else:
+            bad = k if not -n <= k < n else None
+        if bad is not None:
+            raise IndexError(f"index {bad} is out of bounds for axis {axis} with size {n}")
+        axis += 1
+
+
 def gather(x: Any, key: tuple) -> Any:
     """``x[key]``, written so that every backend can do it: the standard allows an integer
     index array only beside other integers, so "one index array, full slices elsewhere" (the
-    common ``x[idx]`` / ``x[:, idx]``) becomes ``take`` along that axis."""
+    common ``x[idx]`` / ``x[:, idx]``) becomes ``take`` along that axis; negative-step slices
+    become a flip."""
     arrays = [i for i, k in enumerate(key) if hasattr(k, "dtype") and "int" in str(k.dtype)]
     if len(arrays) == 1:
         i = arrays[0]
@@ -204,4 +270,52 @@ def gather(x: Any, key: tuple) -> Any:
             idx = key[i]
             y = xp.take(x, xp.reshape(idx, (-1,)), axis=i)
             return xp.reshape(y, tuple(x.shape[:i]) + tuple(idx.shape) + tuple(x.shape[i + 1:]))
+    if _negative_step(key):
+        return _flipped(x, key)
     return x[key]
+
+
+def basic_key(key: tuple, ndim: int) -> tuple:
+    """A basic key (ints, slices, ``None``, at most one ``...``) with ``...`` spelled out as
+    full slices and trailing full slices added, so it has one entry per axis (plus Nones)."""
+    used = sum(k is not None and k is not Ellipsis for k in key)
+    out: list = []
+    for k in key:
+        if k is Ellipsis:
+            out += [slice(None)] * (ndim - used)
+            used = ndim
+        else:
+            out.append(k)
+    return tuple(out) + (slice(None),) * (ndim - used)
+
+
+def embed(v: Any, key: tuple, shape: tuple) -> Any:
+    """Zeros of ``shape`` holding ``v`` at the basic index ``key``: the inverse of ``x[key]``
+    without item assignment. Each sliced axis is spread with one ``take`` (host-computed
+    positions) and the untouched positions masked out."""
+    xp = get_namespace(v)
+    key = basic_key(key, len(shape))
+    axis_keys = [k for k in key if k is not None]
+    ranges = [range(k % n, k % n + 1) if isinstance(k, int) else range(*k.indices(n))
+              for k, n in zip(axis_keys, shape)]
+    it = iter(ranges)
+    sel_shape = tuple(1 if k is None else len(next(it)) for k in key
+                      if not isinstance(k, int))  # the shape of x[key]
+    if tuple(v.shape) != sel_shape:
+        v = xp.broadcast_to(v, sel_shape)
+    # one axis of v per axis of x: ints become length-1 axes, None axes go away
+    v = xp.reshape(v, tuple(len(r) for r in ranges))
+    dev = v.device
+    mask = None
+    for axis, (r, n) in enumerate(zip(ranges, shape)):
+        if r == range(n):
+            continue
+        pos = {p: i for i, p in enumerate(r)}
+        inv = xp.asarray([pos.get(p, 0) for p in range(n)], device=dev)
+        hit = xp.asarray([p in pos for p in range(n)], device=dev)
+        v = xp.take(v, inv, axis=axis)
+        hit = xp.reshape(hit, (1,) * axis + (n,) + (1,) * (len(shape) - axis - 1))
+        mask = hit if mask is None else xp.logical_and(mask, hit)
+    if mask is None:
+        return v
+    return xp.where(mask, v, xp.zeros((), dtype=v.dtype, device=dev))

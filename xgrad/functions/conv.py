@@ -2,9 +2,10 @@
 
 The portable kernels gather the kernel offsets with strided slices stacked into one array (a
 Python loop over the ``kh * kw`` offsets, never over output pixels), then do one batched matrix
-product. Padding and col2im write into a zeros array through slices (``x[key] = v``), which the
-standard supports. Every Function's backward is built from the others (conv2d <-> deconv2d,
-im2col <-> col2im), so convolutions are differentiable any number of times.
+product. Padding is a concatenation; col2im adds each offset's patches into the image with the
+backend's functional ``add_at`` (no item assignment: JAX arrays are immutable). Every
+Function's backward is built from the others (conv2d <-> deconv2d, im2col <-> col2im), so
+convolutions are differentiable any number of times.
 """
 
 from __future__ import annotations
@@ -64,14 +65,16 @@ def _outsize(fname: str, shape: tuple, k: tuple, s: tuple, p: tuple) -> tuple[in
 # ---------------------------------------------------------------------------------------------
 def _pad(x: Any, ph: int, pw: int, value: float = 0.0) -> Any:
     """``x`` with ``ph`` rows and ``pw`` columns of ``value`` on each side (the standard has no
-    pad: write ``x`` into a filled array)."""
-    if not ph and not pw:
-        return x
+    pad: concatenate filled strips)."""
     xp = xp_of(x)
     n, c, h, w = x.shape
-    out = xp.full((n, c, h + 2 * ph, w + 2 * pw), value, dtype=x.dtype, device=x.device)
-    out[:, :, ph:ph + h, pw:pw + w] = x
-    return out
+    if pw:
+        side = xp.full((n, c, h, pw), value, dtype=x.dtype, device=x.device)
+        x = xp.concat([side, x, side], axis=3)
+    if ph:
+        top = xp.full((n, c, ph, w + 2 * pw), value, dtype=x.dtype, device=x.device)
+        x = xp.concat([top, x, top], axis=2)
+    return x
 
 
 def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
@@ -91,7 +94,9 @@ def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
 def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
     """Sum patches ``col`` (N, C, KH, KW, OH, OW) back into an (N, C, h, w) image (overlaps
     add up): the adjoint of ``_im2col_array``."""
-    xp = xp_of(col)
+    from xgrad.backends import backend_of
+
+    xp, b = xp_of(col), backend_of(col)
     n, c, kh, kw, oh, ow = col.shape
     (sy, sx), (ph, pw) = s, p
     hp, wp = max(h + 2 * ph, sy * (oh - 1) + kh), max(w + 2 * pw, sx * (ow - 1) + kw)
@@ -100,7 +105,7 @@ def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
     for i in range(kh):
         for j in range(kw):
             key = (slice(None), slice(None), slice(i, i + hspan, sy), slice(j, j + wspan, sx))
-            img[key] += col[:, :, i, j, :, :]
+            img = b.add_at(img, key, col[:, :, i, j, :, :])
     return img[:, :, ph:ph + h, pw:pw + w]
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad.core import Config, Function, Variable, as_variable
+from xgrad.core import Config, Function, Variable, as_variable, numel
 from xgrad.functions._util import (
     array_data,
     check_int,
@@ -192,11 +192,11 @@ class SigmoidCrossEntropy(Function):
             # max(x, 0) - x t is |x| (1 - t) for x >= 0 and |x| t below, its factor 0 selected
             a = xp.where(x >= 0, 1 - t, t)
             loss = xp.where(a == 0, 0.0, ax) * a + xp.log1p(xp.exp(-ax))
-        return xp.sum(loss) / x.size
+        return xp.sum(loss) / numel(x)
 
     def backward(self, gy: Variable) -> tuple:
         x, t = self.inputs
-        g = gy / x.size
+        g = gy / numel(x)
         gx = (sigmoid(x) - t) * g if x.requires_grad else None
         gt = -(x * g) if t.requires_grad else None
         return gx, gt
@@ -223,11 +223,11 @@ class MeanSquaredError(Function):
                              f"{tuple(x1.shape)} differ (broadcasting here is usually a bug)")
         require_float("mean_squared_error", x0)
         d = x0 - x1
-        return xp_of(d).sum(d * d) / d.size
+        return xp_of(d).sum(d * d) / numel(d)
 
     def backward(self, gy: Variable) -> tuple:
         x0, x1 = self.inputs
-        g = (x0 - x1) * (gy * (2.0 / x0.size))
+        g = (x0 - x1) * (gy * (2.0 / numel(x0)))
         return (g if x0.requires_grad else None), (-g if x1.requires_grad else None)
 
 
@@ -247,9 +247,9 @@ def accuracy(y: Any, t: Any) -> Variable:
     td = _labels(t, yd, "accuracy")
     xp = xp_of(yd)
     pred = xp.argmax(yd, axis=1)
-    if pred.size != td.size:
-        raise ValueError(f"accuracy: {pred.size} predictions from scores {tuple(yd.shape)} but "
-                         f"{td.size} targets {tuple(td.shape)}")
+    if numel(pred) != numel(td):
+        raise ValueError(f"accuracy: {numel(pred)} predictions from scores {tuple(yd.shape)} but "
+                         f"{numel(td)} targets {tuple(td.shape)}")
     hit = xp.reshape(pred, td.shape) == td
     return as_variable(xp.asarray(xp.mean(xp.astype(hit, yd.dtype))))
 
@@ -370,7 +370,7 @@ def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_
         if v is not None and not isinstance(v, Variable):
             raise TypeError(f"batch_norm: {name} must be a Variable (its .data is replaced by "
                             f"the updated statistic) or None, got {type(v).__name__}")
-    m = xd.size // c if c else 0  # samples per channel
+    m = numel(xd) // c if c else 0  # samples per channel
     if m == 1:  # the batch variance would be 0: zeros out, running_var dragged to 0
         raise ValueError(f"batch_norm: Expected more than 1 value per channel when training, "
                          f"got input of shape {tuple(xd.shape)} ({c} channels, 1 value each); "

@@ -42,6 +42,15 @@ class _Reduction(Function):
         self.axes = normalize_axis(self.axis, x.ndim, self.name)
         return self.axes
 
+    def _nonempty_axes(self, x: Any) -> tuple:
+        """The axes, refused when one has size 0: an extreme of nothing is undefined (NumPy
+        raises ValueError, PyTorch IndexError, so say it once here)."""
+        axes = self._axes(x)
+        if any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{self.name}: cannot reduce over a zero-size axis (input shape "
+                             f"{tuple(x.shape)}, axis {self.axis!r})")
+        return axes
+
     def _expand(self, v: Variable) -> Variable:
         shape = self.inputs[0].shape
         return broadcast_to(reshape(v, _keepdims_shape(shape, self.axes)), shape)
@@ -72,7 +81,7 @@ class Max(_Reduction):
     name = "max"
 
     def forward(self, x: Any) -> Any:
-        return xp_of(x).max(x, axis=self._axes(x), keepdims=self.keepdims)
+        return xp_of(x).max(x, axis=self._nonempty_axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
         return self._expand(gy) * _argext_weights(self)
@@ -82,7 +91,7 @@ class Min(_Reduction):
     name = "min"
 
     def forward(self, x: Any) -> Any:
-        return xp_of(x).min(x, axis=self._axes(x), keepdims=self.keepdims)
+        return xp_of(x).min(x, axis=self._nonempty_axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
         return self._expand(gy) * _argext_weights(self)
@@ -139,7 +148,7 @@ class LogSumExp(_Reduction):
     def forward(self, x: Any) -> Any:
         require_float("logsumexp", x)
         xp = xp_of(x)
-        axes = self._axes(x)
+        axes = self._nonempty_axes(x)
         m = xp.max(x, axis=axes, keepdims=True)
         m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or inf) slices
         y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m

@@ -3,13 +3,15 @@ between backends."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from xgrad.core import Function, Variable, get_namespace, is_array
+from xgrad.core import Function, Variable, get_namespace, is_array, numel
 from xgrad.functions._util import (
     array_data,
     check_axis,
+    check_bounds,
     check_int,
     check_shape,
     describe,
@@ -48,7 +50,10 @@ class Reshape(Function):
         self.shape = shape
 
     def forward(self, x: Any) -> Any:
-        return xp_of(x).reshape(x, self.shape)
+        shape = tuple(self.shape)
+        if -1 not in shape and math.prod(shape) != numel(x):  # one wording on every library
+            raise ValueError(f"cannot reshape an array of size {numel(x)} into shape {shape}")
+        return xp_of(x).reshape(x, shape)
 
     def backward(self, gy: Variable) -> Variable:
         return reshape(gy, self.inputs[0].shape)
@@ -234,8 +239,8 @@ def _index_key(key: Any, x: Any) -> tuple:
 
 
 def _is_basic(key: tuple) -> bool:
-    """True for a key of ints, slices and ``...``: ``out[key] = v`` then writes each element at
-    most once, on every backend."""
+    """True for a key of ints, slices and ``...``: each element is selected at most once, so
+    the gradient is a plain (functional) placement."""
     return all(isinstance(k, (int, slice)) or k is Ellipsis for k in key)
 
 
@@ -259,7 +264,15 @@ class GetItem(Function):
         self.key = key
 
     def forward(self, x: Any) -> Any:
-        y = gather(x, self.key)
+        from xgrad.backends import backend_of
+
+        if not backend_of(x).checks_bounds:  # JAX clamps (or fills NaN) instead of raising
+            check_bounds(x, self.key)
+        try:
+            y = gather(x, self.key)
+        except IndexError:  # name the bad index where the library does not (PyTorch)
+            check_bounds(x, self.key)
+            raise
         if any(d is None or d != d for d in y.shape):  # None (the standard) or NaN (dask)
             raise ValueError(
                 f"get_item: indexing a {type(x).__module__}.{type(x).__name__} of shape "
@@ -275,7 +288,7 @@ class GetItem(Function):
 
 
 class GetItemGrad(Function):
-    """The gradient scattered into zeros of the input's shape: a plain assignment for basic
+    """The gradient scattered into zeros of the input's shape: a functional placement for basic
     keys, a gather for a mask, else a scatter-add (repeated indices add up)."""
 
     def __init__(self, key: Any, shape: tuple) -> None:
@@ -285,12 +298,11 @@ class GetItemGrad(Function):
         key = self.key
         if len(key) == 1 and _is_mask(key[0]):
             return _unmask(gy, key[0], self.shape)
-        if _is_basic(key):
-            out = xp_of(gy).zeros(self.shape, dtype=gy.dtype, device=gy.device)
-            out[key] = gy
-            return out
         from xgrad.backends import backend_of
 
+        if _is_basic(key):
+            out = xp_of(gy).zeros(self.shape, dtype=gy.dtype, device=gy.device)
+            return backend_of(gy).add_at(out, key, gy)
         return backend_of(gy).scatter_add(self.shape, self.key, gy)
 
     def backward(self, ggx: Variable) -> Variable:
