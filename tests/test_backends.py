@@ -518,3 +518,110 @@ def test_dask_batch_norm_buffers_are_materialized_too(dask_backend):
     assert set(bufs) == {"layers.1.avg_mean", "layers.1.avg_var"}
     assert all(backend_of(v) is dask_backend and len(v.__dask_graph__().layers) == 1
                for v in bufs.values())
+
+
+@pytest.mark.parametrize("key", [
+    (1, slice(None)),
+    (slice(None), slice(1, None, 2)),
+    (slice(None, None, -1), 2),
+    (Ellipsis, slice(3, 0, -2)),
+    (),
+])
+def test_add_at_is_functional_and_matches_numpy(backend, key):
+    base = np.arange(12, dtype=np.float32).reshape(3, 4)
+    vals = np.ones_like(base[key]) * 10 + np.arange(base[key].size).reshape(base[key].shape)
+    want = base.copy()
+    want[key] += vals
+    got = backend.add_at(backend.asarray(base.copy(), "float32"), key,
+                         backend.asarray(vals, "float32"))
+    assert got.device == backend.device and got.dtype == backend.dtype("float32")
+    assert_close(got, want)
+    # the portable version (no item assignment) on this backend's arrays
+    from xgrad.backends.base import Backend
+
+    portable = Backend.add_at(backend.backend, backend.asarray(base.copy(), "float32"), key,
+                              backend.asarray(vals, "float32"))
+    assert_close(portable, want)
+
+
+def test_device_spec_round_trips(backend):
+    spec = backend.device_spec(backend.device)
+    b, dev = backends.resolve_target(spec)
+    assert b is backend.backend
+    assert str(b.default_device if dev is None else dev) == str(backend.device)
+    y = Variable(np.ones(2, dtype=np.float32)).to(spec)
+    assert backend_of(y.data) is backend.backend
+
+
+def test_optional_backends_unavailable_without_their_library():
+    # a library that cannot be imported makes its backend unusable, with an install hint
+    code = ("import sys; sys.modules['torch'] = None; sys.modules['jax'] = None\n"
+            "import xgrad\n"
+            "print(xgrad.backends.available())\n"
+            "try:\n    xgrad.backends.get('torch')\n"
+            "except xgrad.backends.BackendUnavailable as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    usable, why = out.splitlines()
+    assert "'numpy'" in usable and "torch" not in usable and "jax" not in usable
+    assert "torch is not installed" in why and "xgrad[torch]" in why
+
+
+def test_moves_between_libraries_copy_through_dlpack():
+    pytest.importorskip("torch")
+    pytest.importorskip("jax")
+    src = np.arange(4, dtype=np.float32)
+    t = xgrad.asarray(src, backend="torch")
+    j = xgrad.asarray(t, backend="jax")
+    back = xgrad.asarray(j, backend="torch")
+    assert backend_of(t).name == "torch" and backend_of(j).name == "jax"
+    assert_close(back, src)
+    src[0] = 100.0  # the moved arrays own their data
+    t[1] = 100.0
+    assert_close(j, [0, 1, 2, 3])
+    assert_close(back, [0, 1, 2, 3])
+    assert to_host(xgrad.asarray(j, backend="numpy")).tolist() == [0, 1, 2, 3]
+
+
+def test_torch_devices():
+    torch = pytest.importorskip("torch")
+    b = backends.get("torch")
+    assert b.parse_device("cpu") == torch.device("cpu") and b.device_spec(b.default_device) \
+        == "torch:cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no device 'cuda'"):
+            Variable(np.ones(2)).to("torch:cuda")
+    else:
+        assert b.parse_device("cuda") == torch.device("cuda", 0)
+
+
+def test_jax_respects_64_bit_types_off():
+    pytest.importorskip("jax")
+    # a fresh process: the test plugin turned JAX's 64-bit types on in this one
+    code = """
+import numpy as np, xgrad, jax
+assert not jax.config.read("jax_enable_x64")
+try:
+    xgrad.asarray([0.1], dtype="float64", backend="jax")
+except TypeError as e:
+    print("refused:", e)
+with xgrad.use_backend("jax"):
+    xgrad.manual_seed(1)
+    a = xgrad.randn(3)
+    xgrad.manual_seed(1)
+    x = xgrad.Variable(xgrad.randn(3))
+    ((x * 2.0 + 1) ** 2).sum().backward()
+    print(a.dtype, x.grad.dtype, bool((a == x.data).all()))
+    print(xgrad.backends.get("jax").device_spec(x.data.device))
+    try:
+        x[5]
+    except IndexError as e:
+        print("IndexError:", e)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.splitlines()
+    assert out[0].startswith("refused: backend 'jax' has no dtype float64") \
+        and "jax_enable_x64" in out[0]
+    assert out[1] == "float32 float32 True"
+    assert out[2] == "jax:cpu:0"
+    assert out[3].startswith("IndexError: GetItem: index 5 is out of bounds")

@@ -164,8 +164,9 @@ class JaxBackend(Backend):
             import jax.numpy as jnp
 
             try:
-                # a copy: JAX arrays are immutable, the source's buffer is not
-                y = jnp.from_dlpack(x, copy=True)
+                # a copy: JAX arrays are immutable, the source's buffer is not (and
+                # from_dlpack(copy=True) still shares it in JAX 0.10 on the CPU)
+                y = jnp.from_dlpack(x).copy()
             except Exception:  # a device, dtype or layout DLPack cannot carry: via the host
                 y = None
             if y is not None:

@@ -298,9 +298,16 @@ def embed(v: Any, key: tuple, shape: tuple) -> Any:
     axis_keys = [k for k in key if k is not None]
     ranges = [range(k % n, k % n + 1) if isinstance(k, int) else range(*k.indices(n))
               for k, n in zip(axis_keys, shape)]
+    sel: list[int] = []  # the shape of x[key]
     it = iter(ranges)
-    sel_shape = tuple(1 if k is None else len(next(it)) for k in key
-                      if not isinstance(k, int))  # the shape of x[key]
+    for k in key:
+        if k is None:
+            sel.append(1)
+        else:
+            r = next(it)
+            if isinstance(k, slice):
+                sel.append(len(r))
+    sel_shape = tuple(sel)
     if tuple(v.shape) != sel_shape:
         v = xp.broadcast_to(v, sel_shape)
     # one axis of v per axis of x: ints become length-1 axes, None axes go away
