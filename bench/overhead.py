@@ -2,12 +2,17 @@
 
     python bench/overhead.py [--backend numpy|cupy] [--peers dezero,torch] [--rounds 15]
                              [--instructions] [--update-results]
+    python bench/overhead.py --arrays numpy,torch,jax [--rounds 15]
 
 1. Workload A of ``run.py`` (a chain of 1,000 elementwise ops, forward + backward on a shape-(1,)
    float64 array) for xgrad, the hand-written floor and the peers, each in its own process with
    interleaved rounds: microseconds per op and the ratios. ``--instructions`` also counts CPU
    instructions per op under valgrind's callgrind (xgrad, floor, DeZero): unlike seconds, the
    count does not move when other processes load the machine.
+``--arrays`` instead runs the same chain (float32) with xgrad on each listed backend's arrays,
+   one process per backend, and prints us/op with the ratio to NumPy, next to the library's own
+   cost of one elementwise call made through the namespace xgrad uses (array-api-compat's
+   wrapper for NumPy and PyTorch) and made directly, so that the wrapper's share is named.
 2. The cost of one namespace lookup: ``xgrad.core.get_namespace`` (the cached per-type lookup the
    kernels use), ``array_api_compat.array_namespace``, ``x.__array_namespace__()`` and the
    registry's ``xgrad.backends.backend_of``, and how often the chain calls each per op.
@@ -68,6 +73,80 @@ def chain_timings(backend: str, peers: list[str], rounds: int, threads: int) -> 
             skipped[lib] = r.get("skip") or r.get("error")
     return {"libs": out, "skipped": skipped, "versions": versions, "rounds": rounds,
             "machine": machine_name(backend)}
+
+
+_ARRAYS_CHILD = """
+import json, statistics, sys, time
+import xgrad
+from xgrad import Variable
+name, rounds, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+b = xgrad.backends.get(name)
+xp = b.namespace
+direct = {"numpy": "numpy", "torch": "torch", "jax": "jax.numpy"}.get(name)
+lib = __import__(direct, fromlist=["_"]) if direct else xp
+def med(f, reps):
+    f()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter(); f(); ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+with xgrad.use_backend(name):
+    x = Variable(xgrad.asarray([0.5], dtype="float32"))
+    w = Variable(xgrad.asarray([0.9], dtype="float32"))
+def step():
+    x.cleargrad(); w.cleargrad(); y = x
+    for _ in range(n // 4):
+        y = xgrad.functions.exp(xgrad.functions.tanh(xgrad.functions.sin(y))) * w
+    y.backward()
+def raw(ns):
+    def run():
+        y, v = x.data, w.data
+        for _ in range(n // 4):
+            y = ns.multiply(ns.exp(ns.tanh(ns.sin(y))), v)
+    return run
+out = {"xgrad": med(step, rounds) / n * 1e6,
+       "namespace": med(raw(xp), rounds) / n * 1e6,
+       "direct": med(raw(lib), rounds) / n * 1e6,
+       "version": b.version}
+print(json.dumps(out))
+"""
+
+
+def arrays_timings(names: list[str], rounds: int, threads: int) -> dict:
+    """us/op of the float32 chain with xgrad on each backend's arrays, and the library's own
+    per-call cost through the namespace xgrad uses and directly (one process per backend)."""
+    import json
+    import subprocess
+
+    out = {}
+    for name in names:
+        r = subprocess.run([sys.executable, "-c", _ARRAYS_CHILD, name, str(rounds),
+                            str(N_OPS)], capture_output=True, text=True, env=child_env(threads))
+        out[name] = json.loads(r.stdout.splitlines()[-1]) if r.returncode == 0 else \
+            {"error": (r.stderr.strip().splitlines() or ["failed"])[-1]}
+    return out
+
+
+def render_arrays(res: dict, rounds: int, threads: int) -> str:
+    """Markdown table of ``arrays_timings``."""
+    base = res.get("numpy", {}).get("xgrad")
+    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [f"Machine `{machine_name('numpy')}`, {when}: workload A's chain in float32 "
+             f"(1,000 ops, forward + backward, shape (1,)) with xgrad on each backend's arrays, "
+             f"one process per backend, median of {rounds} rounds, threads pinned to "
+             f"{threads}. The last three columns time the forward ops alone, one library "
+             "call each: through the namespace xgrad uses, and calling the library directly.", "",
+             "| backend | xgrad us/op | ratio to numpy | library call via xgrad's namespace (us) "
+             "| direct (us) | wrapper's share |", "|---|---|---|---|---|---|"]
+    for name, r in res.items():
+        if "error" in r:
+            lines.append(f"| {name} | skipped: {r['error']} | | | | |")
+            continue
+        share = max(r["namespace"] - r["direct"], 0.0) / r["xgrad"] * 100
+        lines.append(f"| {name} {r['version']} | {r['xgrad']:.2f} | "
+                     + (f"{r['xgrad'] / base:.1f}x" if base else "") +
+                     f" | {r['namespace']:.2f} | {r['direct']:.2f} | {share:.0f}% |")
+    return "\n".join(lines)
 
 
 def instructions_per_op(lib: str) -> float | None:
@@ -196,7 +275,17 @@ def main(argv: list[str] | None = None) -> None:
                    help="also count instructions per op under callgrind (about 2 minutes)")
     p.add_argument("--update-results", action="store_true",
                    help="write the report into bench/RESULTS.md")
+    p.add_argument("--arrays", default=None,
+                   help="comma-separated backends (numpy,torch,jax): the chain on each one's "
+                        "arrays instead of the peer comparison")
     a = p.parse_args(argv)
+    if a.arrays:
+        report = render_arrays(arrays_timings(a.arrays.split(","), a.rounds, a.threads),
+                               a.rounds, a.threads)
+        print(report)
+        if a.update_results:
+            update_results_md("overhead-backends", report)
+        return
     if a.backend == "cupy" and gpu_name() is None:
         p.error("--backend cupy needs CuPy and a visible CUDA device; none found here")
     peers = [s for s in a.peers.split(",") if s and s != "none"]
