@@ -1,7 +1,8 @@
 """Every example runs end to end in its --smoke mode, prints its final line and saves its plot.
 
 The smoke runs start together as subprocesses (one module-scoped fixture) and each test checks
-one of them, so the file takes about as long as the slowest run."""
+one of them, so the file takes about as long as the slowest run. Besides NumPy, every example
+also runs with ``--backend torch`` / ``--backend jax`` when the test run selects that backend."""
 
 import os
 import re
@@ -27,8 +28,33 @@ CASES = {  # run id: (script, extra arguments, final metric, plot)
 }
 
 
+LIBRARY_BACKENDS = ("torch", "jax")  # every example also runs on these when they are selected
+
+
+def _run_ids(config):
+    """CASES, plus each example on the library backends this test run selected."""
+    chosen = {getattr(c, "backend", None) and c.backend.name for c in config._xgrad_cases}
+    extra = [f"{name}-{b}" for b in LIBRARY_BACKENDS if b in chosen
+             for name, (_, args, _, _) in CASES.items() if not args]
+    return list(CASES) + extra
+
+
+def _case(run_id):
+    """(script, extra arguments, final metric, plot) of a run id."""
+    if run_id in CASES:
+        return CASES[run_id]
+    name, _, b = run_id.rpartition("-")
+    script, args, metric, plot = CASES[name]
+    return script, (*args, "--backend", b), metric, plot
+
+
+def pytest_generate_tests(metafunc):
+    if "run_id" in metafunc.fixturenames:
+        metafunc.parametrize("run_id", _run_ids(metafunc.config))
+
+
 def _wanted(run_id):
-    if run_id == "digits_mlp":
+    if run_id.startswith("digits_mlp"):
         try:
             import sklearn  # noqa: F401
         except ImportError:
@@ -42,7 +68,7 @@ def _wanted(run_id):
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, pytestconfig):
     """{run id: (returncode, stdout, stderr, directory)} of every smoke run."""
     base = tmp_path_factory.mktemp("examples")
     data = base / "data"  # an empty $XGRAD_DATA: mnist_cnn.py must fall back to synthetic data
@@ -50,7 +76,8 @@ def runs(tmp_path_factory):
                PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     env.pop("XGRAD_BACKEND", None)
     procs = {}
-    for run_id, (script, extra, _, _) in CASES.items():
+    for run_id in _run_ids(pytestconfig):
+        script, extra, _, _ = _case(run_id)
         if not _wanted(run_id):
             continue
         d = base / run_id
@@ -66,11 +93,10 @@ def runs(tmp_path_factory):
     return results
 
 
-@pytest.mark.parametrize("run_id", list(CASES))
 def test_example_smoke(runs, run_id):
     if run_id not in runs:
         pytest.skip(f"{run_id} needs a package that is not installed")
-    _, _, metric, plot = CASES[run_id]
+    _, _, metric, plot = _case(run_id)
     code, stdout, stderr, d = runs[run_id]
     assert code == 0, f"{run_id} failed:\n{stdout}\n{stderr}"
     last = stdout.strip().splitlines()[-1]
@@ -81,5 +107,5 @@ def test_example_smoke(runs, run_id):
     if metric == "test accuracy":
         assert value <= 1.0
     assert (d / "out" / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    if run_id == "mnist_cnn":  # no MNIST files, and a smoke run never downloads
+    if run_id.startswith("mnist_cnn"):  # no MNIST files, and a smoke run never downloads
         assert "synthetic" in stdout and not (runs["data"] / "mnist").exists()
