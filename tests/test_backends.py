@@ -599,7 +599,9 @@ def test_jax_respects_64_bit_types_off():
     pytest.importorskip("jax")
     # a fresh process: the test plugin turned JAX's 64-bit types on in this one
     code = """
+import warnings
 import numpy as np, xgrad, jax
+warnings.simplefilter("error")  # JAX warns when asked for a 64-bit dtype it then downcasts
 assert not jax.config.read("jax_enable_x64")
 try:
     xgrad.asarray([0.1], dtype="float64", backend="jax")
@@ -613,6 +615,9 @@ with xgrad.use_backend("jax"):
     ((x * 2.0 + 1) ** 2).sum().backward()
     print(a.dtype, x.grad.dtype, bool((a == x.data).all()))
     print(xgrad.backends.get("jax").device_spec(x.data.device))
+    x.cleargrad()
+    x[x.data > 0].sum().backward()  # mask indexing: its backward counts in integers
+    assert x.grad.dtype == x.dtype
     try:
         x[5]
     except IndexError as e:

@@ -253,7 +253,8 @@ def _unmask(gy: Any, mask: Any, shape: tuple) -> Any:
     rest = tuple(shape[mask.ndim:])
     out_rows = xp.zeros((m.shape[0],) + rest, dtype=gy.dtype, device=gy.device)
     if gy.shape[0]:
-        pos = xp.cumulative_sum(xp.astype(m, xp.int64)) - 1
+        # the default integer dtype (int32 on JAX without 64-bit types: never ask for int64)
+        pos = xp.cumulative_sum(xp.astype(m, xp.asarray(0, device=m.device).dtype)) - 1
         rows = xp.take(gy, xp.clip(pos, 0, None), axis=0)
         out_rows = xp.where(xp.reshape(m, (-1,) + (1,) * len(rest)), rows, out_rows)
     return xp.reshape(out_rows, shape)
