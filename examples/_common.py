@@ -21,8 +21,8 @@ def parser(description: str, epochs: int) -> argparse.ArgumentParser:
     """The options every example takes: --backend, --epochs, --smoke, --out, --seed."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--backend", default="numpy",
-                   help="numpy, cupy, array_api_strict, or a device such as cuda:1 "
-                        "(default: numpy)")
+                   help="numpy, cupy, array_api_strict, torch, jax, or a device such as "
+                        "cuda:1 or torch:cuda (default: numpy)")
     p.add_argument("--epochs", type=int, default=epochs, help=f"default {epochs}")
     p.add_argument("--smoke", action="store_true", help="a tiny, fast run (for CI)")
     p.add_argument("--out", default="out/", help="directory for the plot (default out/)")
@@ -31,8 +31,13 @@ def parser(description: str, epochs: int) -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def session(args: argparse.Namespace) -> Iterator[None]:
-    """Make ``args.backend`` the default backend and seed its generator."""
+def session(args: argparse.Namespace, float64: bool = False) -> Iterator[None]:
+    """Make ``args.backend`` the default backend and seed its generator; ``float64``: the
+    example computes in float64, so JAX's 64-bit types (off by default) are turned on."""
+    if float64 and xgrad.backends.resolve_target(args.backend)[0].name == "jax":
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
     with xgrad.use_backend(args.backend):
         xgrad.manual_seed(args.seed)
         yield

@@ -56,7 +56,7 @@ def tanh_derivatives(n: int, points: int) -> tuple:
 def main() -> None:
     p = parser("Newton's method and tanh's derivatives by double backprop", epochs=10)
     args = p.parse_args()
-    with session(args):
+    with session(args, float64=True):
         path = newton(2.0, 3 if args.smoke else args.epochs)
         xs, curves = tanh_derivatives(4, 50 if args.smoke else 200)
     t = np.tanh(xs)

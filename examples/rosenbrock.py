@@ -65,7 +65,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.001, help="gradient descent step (0.001)")
     args = p.parse_args()
     start = [0.0, 2.0]
-    with session(args):
+    with session(args, float64=True):
         gd = gradient_descent(start, 50 if args.smoke else args.epochs, args.lr)
         nt = newton(start, 3 if args.smoke else 6)
     print(f"newton: x = ({nt[-1][0]:.6f}, {nt[-1][1]:.6f}) after {len(nt) - 1} steps, "
