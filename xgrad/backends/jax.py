@@ -74,13 +74,9 @@ def _x64() -> bool:
 class JaxBackend(Backend):
     name = "jax"
     module = "jax"
+    namespace_module = "jax.numpy"
     install_hint = 'pip install jax (or pip install "xgrad[jax]")'
     checks_bounds = False  # JAX clamps out-of-bounds indices (and fills gathers with NaN)
-
-    def _load_namespace(self) -> Any:
-        import jax.numpy as jnp
-
-        return jnp
 
     def owns(self, array: Any) -> bool:
         jax = sys.modules.get("jax")  # an array can only be a jax.Array if jax is imported

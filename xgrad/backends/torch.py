@@ -52,12 +52,8 @@ class TorchRNG(RNG):
 class TorchBackend(Backend):
     name = "torch"
     module = "torch"
+    namespace_module = "array_api_compat.torch"  # torch itself lacks parts of the standard
     install_hint = 'pip install torch (or pip install "xgrad[torch]")'
-
-    def _load_namespace(self) -> Any:
-        import array_api_compat.torch as xp
-
-        return xp
 
     def owns(self, array: Any) -> bool:
         torch = sys.modules.get("torch")  # an array can only be a Tensor if torch is imported
