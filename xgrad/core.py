@@ -903,6 +903,8 @@ def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
     if type(e) is RuntimeError or (type(e) is TypeError and "incompatible shapes" in msg):
         # PyTorch's (and some of JAX's) errors for shapes that do not fit: ValueError, as NumPy
         return ValueError(f"{name}: {msg} (inputs: {_describe(xs)})")
+    if type(e) is NotImplementedError:  # PyTorch: a kernel missing for this dtype
+        return TypeError(f"{name}: {msg} (inputs: {_describe(xs)})")
     head = msg.split(":", 1)[0].replace("_", "").lower()
     if head == name.lower():  # the forward already named itself
         return e

@@ -200,7 +200,9 @@ class Std(Var):
     def forward(self, x: Any) -> Any:
         require_float(self.name, x)
         axes = self._axes(x)
-        return xp_of(x).std(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
+        xp = xp_of(x)
+        # the square root of var: PyTorch's std() refuses a fractional correction, var() takes it
+        return xp.sqrt(xp.var(x, axis=axes, correction=self.correction, keepdims=self.keepdims))
 
     def backward(self, gy: Variable) -> Variable:
         # d std = d var / (2 std). Where std is 0 (a constant slice) that is 0/0: the
