@@ -367,9 +367,17 @@ def programs(draw: Any, min_steps: int = 1, max_steps: int = 50) -> Program:
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
+# Libraries whose eager ops cost ~100 us (JAX dispatches each op through XLA): a quarter of the
+# examples keeps their leg within CI's time while every program shape is still drawn.
+_SLOW_BACKENDS = ("jax",)
+
+
 def _examples(backend: Any, n: int) -> int:
-    """Fewer examples on array_api_strict's fake devices, which are slow and mostly repeat."""
-    return n if backend.device_name is None else max(5, n // 4)
+    """Fewer examples on array_api_strict's fake devices, which are slow and mostly repeat, and
+    on backends with a high per-op cost."""
+    if backend.device_name is None and backend.name not in _SLOW_BACKENDS:
+        return n
+    return max(5, n // 4)
 
 
 def _with_examples(progs: list) -> Any:
