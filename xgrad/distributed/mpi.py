@@ -42,7 +42,7 @@ class MPICommunicator(Communicator):
     def _allreduce_host(self, a: Any, op: str) -> Any:
         import numpy as np  # numpy-ok: MPI's buffers are host NumPy arrays
 
-        out = np.empty_like(a)
+        out = np.empty_like(a)  # numpy-ok
         self.comm.Allreduce(a, out, op=self._ops[op])
         return out
 

@@ -39,7 +39,7 @@ _SYNCED = _WeakIdentityDict()  # Parameter -> True (keyed by identity)
 def _host64(values: list) -> Any:
     import numpy as np  # numpy-ok: small bookkeeping vectors reduced on the host
 
-    return np.asarray(values, dtype=np.float64)
+    return np.asarray(values, dtype=np.float64)  # numpy-ok
 
 
 def _signature(entries: list[tuple[str, Any]]) -> list[tuple]:
