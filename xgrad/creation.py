@@ -7,23 +7,17 @@ from typing import Any
 from xgrad import backends
 from xgrad.backends import Backend
 from xgrad.core import Variable, is_array
+from xgrad.dtypes import bool_, dtype_name, float32, float64, int32, int64
 
-# dtype names accepted everywhere a dtype is: resolved on the target backend's namespace
-float32, float64, int32, int64, bool_ = "float32", "float64", "int32", "int64", "bool"
-
-
-def _dtype_name(dtype: Any) -> str:
-    if isinstance(dtype, type):  # NumPy/CuPy namespaces spell dtypes as scalar types
-        return "bool" if dtype.__name__ == "bool_" else dtype.__name__
-    s = str(dtype)
-    return s.rsplit(".", 1)[-1] if "." in s else s
+__all__ = ["float32", "float64", "int32", "int64", "bool_", "resolve_dtype",
+           "placement", "asarray", "zeros", "ones", "manual_seed", "get_rng", "randn", "rand"]
 
 
 def resolve_dtype(dtype: Any, backend: Backend) -> Any:
     """The dtype object of ``backend`` for ``dtype`` (a name, or another backend's dtype)."""
     if dtype is None:
         return None
-    name = _dtype_name(dtype)
+    name = dtype_name(dtype)
     try:
         dt = getattr(backend.namespace, name)
     except AttributeError:
@@ -34,7 +28,9 @@ def resolve_dtype(dtype: Any, backend: Backend) -> Any:
     return dt
 
 
-def _target(backend: Any, device: Any) -> tuple[Backend, Any]:
+def placement(backend: Any = None, device: Any = None) -> tuple[Backend, Any]:
+    """(Backend, device) for a ``backend`` (a name, ``"name:device"``, a Backend) and a
+    ``device``; either left None is the current default's (``xgrad.use_backend``) as of now."""
     if backend is None:
         b, dev = backends.current_target()
     else:
@@ -47,7 +43,7 @@ def asarray(obj: Any, dtype: Any = None, backend: Any = None, device: Any = None
     host arrays or another backend's array."""
     if isinstance(obj, Variable):
         obj = obj.data
-    b, dev = _target(backend, device)
+    b, dev = placement(backend, device)
     dt = resolve_dtype(dtype, b)
     if is_array(obj):
         x = b.transfer(obj, dev)
@@ -86,7 +82,7 @@ def _shape(fname: str, shape: Any) -> tuple:
 
 
 def _make(fill: str, shape: Any, dtype: Any, backend: Any, device: Any) -> Any:
-    b, dev = _target(backend, device)
+    b, dev = placement(backend, device)
     shape = _shape(fill, (shape,))
     return getattr(b.namespace, fill)(shape, dtype=resolve_dtype(dtype or float32, b), device=dev)
 
@@ -115,7 +111,7 @@ def manual_seed(seed: int) -> None:
 
 def get_rng(backend: Any = None, device: Any = None) -> Any:
     """The generator of ``backend`` and ``device`` (created from the manual seed on first use)."""
-    b, dev = _target(backend, device)
+    b, dev = placement(backend, device)
     key = (b.name, str(dev))
     g = _generators.get(key)
     if g is None:
@@ -126,12 +122,12 @@ def get_rng(backend: Any = None, device: Any = None) -> Any:
 def randn(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
     """Standard normal samples (float32 unless told)."""
     shape = _shape("randn", shape)
-    b, dev = _target(backend, device)
+    b, dev = placement(backend, device)
     return get_rng(b, dev).normal(shape, dtype=resolve_dtype(dtype or float32, b))
 
 
 def rand(*shape: Any, dtype: Any = None, backend: Any = None, device: Any = None) -> Any:
     """Uniform samples in [0, 1) (float32 unless told)."""
     shape = _shape("rand", shape)
-    b, dev = _target(backend, device)
+    b, dev = placement(backend, device)
     return get_rng(b, dev).uniform(shape, dtype=resolve_dtype(dtype or float32, b))

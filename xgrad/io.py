@@ -18,6 +18,12 @@ The API:
   backend and device, before anything is assigned; on any mismatch a :class:`StateError`
   names the file and the key and ``obj`` is left as it was.
 
+What can be saved and loaded is anything :class:`Stateful`: ``state_dict()`` (what to save),
+``state_spec()`` (the shape and dtype each key must have, read before any data) and
+``prepare_load(state)`` (check everything, return the function that assigns). ``Layer`` and
+every optimizer implement it with this module's checks of loaded arrays (:func:`native`,
+:func:`spec_of`, :func:`check_like`, :func:`loaded_like`, :func:`place_like`).
+
 Reading treats the file as hostile: the ``.npy`` header of every member is read first (no
 data), duplicate names, encrypted members, compression methods other than stored/deflated and
 sizes that do not fit the archive are refused, and the declared shapes and dtypes are checked
@@ -40,7 +46,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -50,13 +56,79 @@ except ImportError:  # Windows: no advisory locks, so no temporary file is prova
     fcntl = None  # type: ignore[assignment]
 
 from xgrad.backends import backend_of
-from xgrad.core import Variable, XgradError, is_array
+from xgrad.core import Variable, XgradError, device_of, is_array
+from xgrad.dtypes import dtype_name
 
-__all__ = ["StateError", "save", "load", "load_into"]
+__all__ = ["StateError", "Stateful", "MAX_BYTES", "save", "load", "load_into", "native",
+           "spec_of", "check_like", "place_like", "loaded_like"]
+
+MAX_BYTES = 1 << 28  # what load() inflates without a target: 256 MiB unless raised
 
 
 class StateError(XgradError, ValueError):
     """A state file or state dict cannot be read, or does not match its model or optimizer."""
+
+
+@runtime_checkable
+class Stateful(Protocol):
+    """What :func:`save` and :func:`load_into` work with (``Layer``, every optimizer)."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every piece of state by key, as arrays (any backend) or Python numbers."""
+        ...
+
+    def state_spec(self) -> dict[str, tuple | None]:
+        """What a file may hold: key -> (shape, dtype name or None: any), or None where the
+        object does not fix the size yet (a parameter not created); read before any data."""
+        ...
+
+    def prepare_load(self, state: Mapping[str, Any], strict: bool = True,
+                     prefix: str = "") -> Callable[[], None]:
+        """Check ``state`` (errors name keys with ``prefix``) and convert its arrays, changing
+        nothing; return the function that assigns them."""
+        ...
+
+
+def native(a: Any) -> Any:
+    """Host array ``a`` in native byte order (a big-endian file read on a little-endian
+    machine holds valid values that no backend computes with as they are)."""
+    dt = a.dtype
+    if getattr(dt, "isnative", True):
+        return a
+    return a.astype(dt.newbyteorder("="))
+
+
+def spec_of(a: Any) -> tuple[tuple, str]:
+    """(shape, dtype name) of an array or a Variable: what a loaded array must match."""
+    a = a.data if isinstance(a, Variable) else a
+    return tuple(a.shape), dtype_name(a.dtype)
+
+
+def check_like(key: str, got: tuple, want: tuple, owner: str,
+               source: str = "the file") -> None:
+    """Refuse ``got`` = (shape, dtype name) read from ``source`` for ``key`` unless it is
+    ``want`` (a dtype of None: any), with a :class:`StateError` naming the key and both."""
+    if tuple(got[0]) != tuple(want[0]):
+        raise StateError(f"key {key!r}: shape {tuple(got[0])} in {source}, {tuple(want[0])} "
+                         f"in {owner}")
+    if want[1] is not None and got[1] != want[1]:
+        raise StateError(f"key {key!r}: dtype {got[1]} in {source}, {want[1]} in {owner}")
+
+
+def place_like(a: Any, ref: Any) -> Any:
+    """A fresh copy of array ``a`` (any backend, or host NumPy) on ``ref``'s backend and
+    device: never ``a`` itself, so the caller's array and the state do not alias."""
+    b = backend_of(ref)
+    out = b.transfer(a, device_of(ref))
+    return b.namespace.asarray(a, copy=True) if out is a else out
+
+
+def loaded_like(key: str, a: Any, ref: Any, owner: str) -> Any:
+    """Array ``a`` read for ``key``, checked against ``ref`` (same shape and dtype) and
+    copied onto ``ref``'s backend and device; ``owner`` is "the model", "the parameter"."""
+    a = native(a)
+    check_like(key, spec_of(a), spec_of(ref), owner)
+    return place_like(a, ref)
 
 
 def _host(value: Any, key: str) -> np.ndarray:
@@ -77,7 +149,7 @@ def _host(value: Any, key: str) -> np.ndarray:
 
 
 def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
-    if hasattr(obj, "state_dict") and hasattr(obj, "_prepare_load"):
+    if isinstance(obj, Stateful):
         for k, v in obj.state_dict().items():
             out[prefix + k] = _host(v, prefix + k)
     elif isinstance(obj, Mapping):
@@ -85,7 +157,7 @@ def _flatten(obj: Any, prefix: str, out: dict[str, np.ndarray]) -> None:
             if not isinstance(k, str) or not k or "/" in k:
                 raise TypeError(f"xgrad.io.save: mapping keys must be non-empty strings without "
                                 f"'/', got {prefix + str(k)!r}")
-            if isinstance(v, Mapping) or hasattr(v, "_prepare_load"):
+            if isinstance(v, (Mapping, Stateful)):
                 _flatten(v, f"{prefix}{k}/", out)
             else:
                 out[prefix + k] = _host(v, prefix + k)
@@ -223,7 +295,6 @@ def save(obj: Any, path: str | os.PathLike, *, compress: bool = False) -> None:
     _fsync_dir(folder)
 
 
-_MAX_BYTES = 1 << 28  # what load() inflates without a target: 256 MiB unless raised
 _CHUNK = 1 << 20  # bytes read from a member at a time
 _HEADER_MAX = 1 << 16  # a .npy header longer than this is not one np.save wrote
 _NPY_MAGIC = b"\x93NUMPY"
@@ -360,7 +431,7 @@ def _too_big(path: str, nbytes: int, max_bytes: int, what: str) -> StateError:
                       f"trust this file")
 
 
-def load(path: str | os.PathLike, *, max_bytes: int | None = _MAX_BYTES
+def load(path: str | os.PathLike, *, max_bytes: int | None = MAX_BYTES
          ) -> dict[str, np.ndarray]:
     """Every array in the ``.npz`` file ``path`` as host NumPy arrays in native byte order
     (never unpickles). The headers are checked first: if the arrays would take more than
@@ -387,8 +458,8 @@ def load(path: str | os.PathLike, *, max_bytes: int | None = _MAX_BYTES
 def _spec(obj: Any, prefix: str, out: dict[str, tuple | None]) -> None:
     """What a file may hold for ``obj``: key -> (shape, dtype name or None), or None where
     the target does not fix the size (a parameter not created yet)."""
-    if hasattr(obj, "_state_spec"):
-        out.update((prefix + k, v) for k, v in obj._state_spec().items())
+    if isinstance(obj, Stateful):
+        out.update((prefix + k, v) for k, v in obj.state_spec().items())
     elif isinstance(obj, Mapping):
         for k, v in obj.items():
             _spec(v, f"{prefix}{k}/", out)
@@ -411,14 +482,10 @@ def _check_headers(path: str, members: dict[str, _Member], spec: dict[str, tuple
         if want is None:
             unbounded += m.nbytes
         else:
-            shape, dtype = want
-            if m.shape != tuple(shape):
-                raise StateError(f"{path}: key {key!r}: shape {m.shape} in the file, "
-                                 f"{tuple(shape)} in the target")
-            got = m.dtype.newbyteorder("=").name
-            if dtype is not None and got != dtype:
-                raise StateError(f"{path}: key {key!r}: dtype {got} in the file, {dtype} in "
-                                 f"the target")
+            try:
+                check_like(key, (m.shape, m.dtype.newbyteorder("=").name), want, "the target")
+            except StateError as e:
+                raise StateError(f"{path}: {e}") from None
         wanted.append(m)
     if max_bytes is not None and unbounded > max_bytes:
         raise _too_big(path, unbounded, max_bytes, "the arrays of parameters not created yet")
@@ -427,8 +494,8 @@ def _check_headers(path: str, members: dict[str, _Member], spec: dict[str, tuple
 
 def _prepare(obj: Any, state: Mapping[str, Any], strict: bool, prefix: str) -> list[Callable]:
     """Check ``state`` against ``obj`` and return the assignments to run once all passed."""
-    if hasattr(obj, "_prepare_load"):
-        return [obj._prepare_load(state, strict, prefix)]
+    if isinstance(obj, Stateful):
+        return [obj.prepare_load(state, strict, prefix)]
     if not isinstance(obj, Mapping):
         raise TypeError(f"xgrad.io.load_into: cannot load into a {type(obj).__name__}; expected "
                         f"a Layer, an optimizer or a mapping of them")
@@ -447,7 +514,7 @@ def _prepare(obj: Any, state: Mapping[str, Any], strict: bool, prefix: str) -> l
 
 
 def load_into(obj: Any, path: str | os.PathLike, *, strict: bool = True,
-              max_bytes: int | None = _MAX_BYTES) -> Any:
+              max_bytes: int | None = MAX_BYTES) -> Any:
     """Load the file ``path`` into ``obj`` (a Layer, an optimizer, or a mapping of them as
     given to :func:`save`) and return ``obj``. Every header is checked against ``obj`` before
     any data are inflated, and everything is checked before anything is assigned: on a

@@ -24,7 +24,7 @@ from typing import Any
 from xgrad import backends
 from xgrad.backends import Backend, backend_of
 from xgrad.core import (
-    BackendMismatchError,
+    GradientError,
     Parameter,
     Variable,
     _WeakIdentityDict,
@@ -33,9 +33,9 @@ from xgrad.core import (
     is_array,
     is_float_dtype,
 )
-from xgrad.creation import _dtype_name
-from xgrad.io import StateError
-from xgrad.nn.layer import Layer, _loaded_like, _native, _place_like
+from xgrad.dtypes import dtype_name
+from xgrad.io import StateError, check_like, loaded_like, native, place_like, spec_of
+from xgrad.nn.layer import Layer
 
 __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "AdamW",
            "WeightDecay", "ClipGrad", "FreezeParam"]
@@ -150,7 +150,7 @@ class Optimizer:
                 lazy.setdefault(b, []).append(p)
         if not lazy:
             return
-        buffers = [e for e in self.target._entries() if e.kind == "buffer"
+        buffers = [e for e in self.target.walk() if e.kind == "buffer"
                    and is_array(e.value)] if isinstance(self.target, Layer) else []
         for b, ps in lazy.items():
             slots = [(st, k) for st in (self._state.get(p) for p in ps) if st
@@ -167,27 +167,29 @@ class Optimizer:
 
     def _check_grads(self, params: list) -> None:
         """Refuse, before anything is updated, a gradient that is not a Variable of its
-        parameter's shape, dtype, namespace and device (NumPy would broadcast or promote it)."""
+        parameter's shape, dtype, namespace and device (NumPy would broadcast or promote it):
+        a :class:`~xgrad.GradientError`, as the engine raises for a gradient that does not
+        match its Variable."""
         for p in params:
             g, d = p.grad, p.data
             if g is None:
                 continue
             if not isinstance(g, Variable):
-                raise TypeError(f"{self._grad_of(p)} is a {type(g).__name__}, not a Variable"
-                                f"{_NOTHING}")
+                raise GradientError(f"{self._grad_of(p)} is a {type(g).__name__}, not a "
+                                    f"Variable{_NOTHING}")
             gd = g.data
             if type(gd) is not type(d) or device_of(gd) != device_of(d):
-                raise BackendMismatchError(
+                raise GradientError(
                     f"{self._grad_of(p)} lives on {backend_of(gd).name} device "
                     f"{device_of(gd)}, the parameter on {backend_of(d).name} device "
-                    f"{device_of(d)}; move the "
-                    f"gradient with .to(...){_NOTHING}")
+                    f"{device_of(d)}; move the gradient with .to(...){_NOTHING}")
             if gd.dtype != d.dtype:
-                raise TypeError(f"{self._grad_of(p)} has dtype {gd.dtype}, but the parameter "
-                                f"has dtype {d.dtype}; cast the gradient{_NOTHING}")
+                raise GradientError(f"{self._grad_of(p)} has dtype {gd.dtype}, but the "
+                                    f"parameter has dtype {d.dtype}; cast the gradient"
+                                    f"{_NOTHING}")
             if tuple(gd.shape) != tuple(d.shape):
-                raise ValueError(f"{self._grad_of(p)} has shape {tuple(gd.shape)}, but the "
-                                 f"parameter has shape {tuple(d.shape)}{_NOTHING}")
+                raise GradientError(f"{self._grad_of(p)} has shape {tuple(gd.shape)}, but the "
+                                    f"parameter has shape {tuple(d.shape)}{_NOTHING}")
 
     def _grad_of(self, p: Parameter) -> str:
         """"Adam.update: the gradient of parameter 'fc1.W'", for error messages."""
@@ -215,7 +217,7 @@ class Optimizer:
         for k, v in st.items():
             if is_array(v) and (type(v) is not type(d) or device_of(v) != device_of(d)
                                 or v.dtype != d.dtype):
-                v = _place_like(v, d)
+                v = backend_of(d).transfer(v, device_of(d))
                 st[k] = v if v.dtype == d.dtype else get_namespace(d).astype(v, d.dtype)
         return st
 
@@ -229,26 +231,21 @@ class Optimizer:
             if k == "step":
                 st[k] = a
                 continue
-            if tuple(a.shape) != tuple(p.shape) or _dtype_name(a.dtype) != _dtype_name(p.dtype):
-                raise StateError(f"{type(self).__name__}: loaded state {name}/{k} has shape "
-                                 f"{tuple(a.shape)} dtype {a.dtype}, but parameter {name} was "
-                                 f"created with shape {tuple(p.shape)} dtype {p.dtype}")
-            st[k] = _place_like(a, p.data)
+            try:
+                check_like(f"{name}/{k}", spec_of(a), spec_of(p), "the parameter as created",
+                           "the loaded state")
+            except StateError as e:
+                raise StateError(f"{type(self).__name__}: {e}") from None
+            st[k] = place_like(a, p.data)
         return st
 
     def state_dict(self) -> dict[str, Any]:
         """Hyperparameters and per-parameter state as host NumPy arrays, keyed
         ``hyper/<name>`` and ``<param name>/<slot>``."""
         out = {f"hyper/{k}": _host_scalar(float(getattr(self, k))) for k in self._hyper}
-        for name, p in self._named_params():
-            st = self._state.get(p)
-            if st is None:
-                continue
-            for k, v in st.items():
-                out[f"{name}/{k}"] = backend_of(v).to_host(v) if is_array(v) else \
-                    _host_scalar(v)
-        for name, st in self._pending.items():
-            for k, v in st.items():
+        states = [(name, self._state.get(p)) for name, p in self._named_params()]
+        for name, st in states + list(self._pending.items()):
+            for k, v in (st or {}).items():
                 out[f"{name}/{k}"] = backend_of(v).to_host(v) if is_array(v) else \
                     _host_scalar(v)
         return out
@@ -257,22 +254,21 @@ class Optimizer:
         """Restore ``state_dict()``'s output (arrays of any backend). Checked first: unknown
         parameters or slots, wrong shapes or dtypes, and (``strict``) missing keys raise
         :class:`~xgrad.io.StateError` and leave the optimizer unchanged."""
-        self._prepare_load(state, strict)()
+        self.prepare_load(state, strict)()
 
     def _param_entries(self) -> dict[str, Parameter | None]:
         """The target's parameters by name (None: declared lazily, not created yet)."""
         if isinstance(self.target, Layer):
-            return {e.name: e.value for e in self.target._entries() if e.kind == "param"}
+            return {e.name: e.value for e in self.target.walk() if e.kind == "param"}
         return dict(self._named_params())
 
-    def _state_spec(self) -> dict[str, tuple | None]:
+    def state_spec(self) -> dict[str, tuple | None]:
         """What a state file may hold: key -> (shape, dtype name or None), None where the
-        parameter is not created yet; read before any data (see ``xgrad.io.load_into``)."""
+        parameter is not created yet; read before any data (``xgrad.io.Stateful``)."""
         out: dict[str, tuple | None] = {f"hyper/{k}": ((), None) for k in self._hyper}
         for name, p in self._param_entries().items():
             for s in self._slots:
-                out[f"{name}/{s}"] = None if p is None else \
-                    (tuple(p.shape), _dtype_name(p.dtype))
+                out[f"{name}/{s}"] = None if p is None else spec_of(p)
             if self._counts_steps:
                 out[f"{name}/step"] = ((), None)
         return out
@@ -287,9 +283,10 @@ class Optimizer:
             raise StateError(f"key {key!r}: {type(self).__name__} state {slot!r} is a running "
                              f"sum of squares and cannot be negative")
 
-    def _prepare_load(self, state: Mapping[str, Any], strict: bool = True,
-                      prefix: str = "") -> Callable[[], None]:
-        """Validate ``state`` and convert its arrays; return the function that assigns them."""
+    def prepare_load(self, state: Mapping[str, Any], strict: bool = True,
+                     prefix: str = "") -> Callable[[], None]:
+        """Validate ``state`` and convert its arrays, changing nothing; return the function
+        that assigns them (``xgrad.io.Stateful``)."""
         cls = type(self).__name__
         hyper: dict[str, float] = {}
         per: dict[str, dict[str, Any]] = {}
@@ -336,12 +333,12 @@ class Optimizer:
                     st[slot] = _loaded_step(key, a)
                     continue
                 if p is not None:
-                    st[slot] = _loaded_like(key, a, p.data, "the parameter")
+                    st[slot] = loaded_like(key, a, p.data, "the parameter")
                 else:
-                    st[slot] = _native(backend_of(a).to_host(a))
+                    st[slot] = native(backend_of(a).to_host(a))
                     if not is_float_dtype(st[slot]):
                         raise StateError(f"key {key!r}: a {cls} state needs a floating dtype, "
-                                         f"got {_dtype_name(a.dtype)}")
+                                         f"got {dtype_name(a.dtype)}")
                 self._check_values(key, slot, st[slot])
             shapes = {tuple(v.shape) for k, v in st.items() if k != "step"}
             if p is None and len(shapes) > 1:
@@ -365,7 +362,7 @@ def _loaded_step(key: str, a: Any) -> int:
     """A loaded step counter: a non-negative integer scalar (Adam divides by 1 - beta**step)."""
     if a.ndim != 0 or not get_namespace(a).isdtype(a.dtype, "integral"):
         raise StateError(f"key {key!r}: expected an integer scalar, got dtype "
-                         f"{_dtype_name(a.dtype)} shape {tuple(a.shape)}")
+                         f"{dtype_name(a.dtype)} shape {tuple(a.shape)}")
     step = int(backend_of(a).to_host(a))
     if step < 0:
         raise StateError(f"key {key!r}: the step count cannot be negative, got {step}")

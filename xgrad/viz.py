@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from xgrad.core import Function, Variable, XgradError
-from xgrad.creation import _dtype_name
+from xgrad.dtypes import dtype_name
 
 __all__ = ["GraphvizNotFound", "plot_graph", "to_dot"]
 
@@ -29,7 +29,7 @@ def _quote(text: str) -> str:
 def _var_node(v: Variable, verbose: bool) -> str:
     label = v.name or ""
     if verbose:
-        label += (": " if label else "") + f"{tuple(v.shape)} {_dtype_name(v.dtype)}"
+        label += (": " if label else "") + f"{tuple(v.shape)} {dtype_name(v.dtype)}"
     return f"{id(v)} [label={_quote(label)}, color=orange, style=filled]"
 
 

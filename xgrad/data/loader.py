@@ -7,10 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from xgrad import backends
 from xgrad.backends import backend_of
 from xgrad.core import Variable, is_array
-from xgrad.creation import asarray
+from xgrad.creation import asarray, placement
 
 
 def _host_array(v: Any, owner: str, what: str, numeric: bool) -> np.ndarray:
@@ -101,15 +100,6 @@ def _move(batch: tuple, target: tuple) -> tuple:
         None if t is None else asarray(t, backend=b, device=dev)
 
 
-def _target(backend: Any, device: Any) -> tuple:
-    """(Backend, device) for the batches: the given ones, else the default at iteration time."""
-    if backend is None:
-        b, dev = backends.current_target()
-    else:
-        b, dev = backends.resolve_target(backend)
-    return b, (b.parse_device(device) if device is not None else dev)
-
-
 def _check_batch_size(batch_size: int, who: str) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
@@ -128,14 +118,15 @@ class DataLoader:
     def __init__(self, dataset: Any, batch_size: int, shuffle: bool = False,
                  seed: int | None = None, drop_last: bool = False, backend: Any = None,
                  device: Any = None) -> None:
-        _check_dataset(dataset, "DataLoader")
+        owner = type(self).__name__  # a subclass's errors name the subclass
+        _check_dataset(dataset, owner)
         self.dataset = dataset
-        self.batch_size = _check_batch_size(batch_size, "DataLoader")
+        self.batch_size = _check_batch_size(batch_size, owner)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.backend, self.device = backend, device
         if backend is not None:
-            _target(backend, device)  # fail now on an unknown backend or device
+            placement(backend, device)  # fail now on an unknown backend or device
         self._rng = np.random.default_rng(seed)
 
     def __len__(self) -> int:
@@ -143,14 +134,21 @@ class DataLoader:
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple]:
+        return self._batches(self._order(), placement(self.backend, self.device))
+
+    def _order(self) -> np.ndarray:
+        """This epoch's order of the samples."""
         n = len(self.dataset)
-        order = self._rng.permutation(n) if self.shuffle else np.arange(n)
-        return self._batches(order, _target(self.backend, self.device))
+        return self._rng.permutation(n) if self.shuffle else np.arange(n)
+
+    def _local(self, batch: np.ndarray) -> np.ndarray:
+        """The indices of a batch that this loader yields (all of them)."""
+        return batch
 
     def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:
         bs = self.batch_size
         for i in range(len(self)):
-            yield _move(_gather(self.dataset, order[i * bs:(i + 1) * bs]), target)
+            yield _move(_gather(self.dataset, self._local(order[i * bs:(i + 1) * bs])), target)
 
 
 class SeqDataLoader:
@@ -169,13 +167,13 @@ class SeqDataLoader:
                              f"{self.batch_size} streams; use a smaller batch_size")
         self.backend, self.device = backend, device
         if backend is not None:
-            _target(backend, device)
+            placement(backend, device)
 
     def __len__(self) -> int:
         return len(self.dataset) // self.batch_size
 
     def __iter__(self) -> Iterator[tuple]:
-        return self._batches(_target(self.backend, self.device))
+        return self._batches(placement(self.backend, self.device))
 
     def _batches(self, target: tuple) -> Iterator[tuple]:
         offsets = np.arange(self.batch_size) * len(self)

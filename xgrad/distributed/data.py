@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np  # numpy-ok: host-side index permutations, like xgrad.data
 
-from xgrad.data.loader import DataLoader, _check_batch_size, _gather, _move, _target
+from xgrad.data.loader import DataLoader
 from xgrad.distributed.comm import Communicator
 
 __all__ = ["ShardedLoader"]
@@ -33,7 +32,6 @@ class ShardedLoader(DataLoader):
                             f"(xgrad.distributed.init()), got {type(comm).__name__}")
         super().__init__(dataset, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last,
                          backend=backend, device=device)
-        _check_batch_size(batch_size, "ShardedLoader")
         if shuffle and seed is None:
             fresh = np.random.default_rng().integers(2**63)  # numpy-ok
             seed = comm.bcast_obj(int(fresh) if comm.is_root else None)
@@ -53,18 +51,17 @@ class ShardedLoader(DataLoader):
         start = rank * q + min(rank, r)
         return start, start + q + (rank < r)
 
-    def __iter__(self) -> Iterator[tuple]:
+    def _order(self) -> np.ndarray:
+        """Epoch ``self.epoch``'s order (the same on every rank); moves to the next epoch."""
         n = len(self.dataset)
         if self.shuffle:
             order = np.random.default_rng((self.seed, self.epoch)).permutation(n)  # numpy-ok
         else:
             order = np.arange(n)  # numpy-ok
         self.epoch += 1
-        return self._batches(order, _target(self.backend, self.device))
+        return order
 
-    def _batches(self, order: np.ndarray, target: tuple) -> Iterator[tuple]:  # numpy-ok
-        bs = self.batch_size
-        for i in range(len(self)):
-            batch = order[i * bs:(i + 1) * bs]
-            start, stop = self.shard(len(batch))
-            yield _move(_gather(self.dataset, batch[start:stop]), target)
+    def _local(self, batch: np.ndarray) -> np.ndarray:
+        """This rank's slice of a global batch."""
+        start, stop = self.shard(len(batch))
+        return batch[start:stop]

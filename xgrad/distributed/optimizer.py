@@ -28,6 +28,7 @@ from typing import Any
 from xgrad.backends import backend_of
 from xgrad.core import Parameter, Variable, _WeakIdentityDict, get_namespace
 from xgrad.distributed.comm import Communicator, DistributedError
+from xgrad.dtypes import dtype_name
 from xgrad.nn.layer import Layer
 
 __all__ = ["DistributedOptimizer", "broadcast_parameters"]
@@ -50,7 +51,7 @@ def _signature(entries: list[tuple[str, Any]]) -> list[tuple]:
             sig.append((name, None, None, None, False))
             continue
         d = v.data if isinstance(v, Variable) else v
-        sig.append((name, tuple(d.shape), str(d.dtype).rpartition(".")[2],
+        sig.append((name, tuple(d.shape), dtype_name(d.dtype),
                     backend_of(d).name, isinstance(v, Parameter) and v in _SYNCED))
     return sig
 
@@ -196,7 +197,7 @@ def broadcast_parameters(model: Layer | Iterable[Parameter], comm: Communicator,
     comm._check_root(root, who)
     cap = _cap(bucket_cap_mb, who)
     if isinstance(model, Layer):
-        entries = [(e.name, e.value, e) for e in model._entries()]
+        entries = [(e.name, e.value, e) for e in model.walk() if e.kind != "layer"]
     elif isinstance(model, Iterable) and not isinstance(model, Variable):
         entries = [(str(i), p, None) for i, p in enumerate(model)]
         for name, p, _ in entries:

@@ -46,6 +46,18 @@ def check_int(v: Any, fname: str, arg: str, minimum: int | None = None) -> int:
     return i
 
 
+def _pair(v: Any, what: str, fname: str, minimum: int) -> tuple[int, int]:
+    """An int or a pair of ints (kernel size, stride, pad), each >= ``minimum``, as a pair of
+    Python ints; anything else is refused naming ``fname`` and ``what``."""
+    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+    ints = tuple(_as_int(a) for a in pair)
+    if len(ints) != 2 or None in ints:
+        raise TypeError(f"{fname}: {what} must be an int or a pair of ints, got {v!r}")
+    if any(a < minimum for a in ints):
+        raise ValueError(f"{fname}: {what} must be >= {minimum}, got {v!r}")
+    return ints
+
+
 def check_shape(shape: Any, fname: str, arg: str = "shape", unknown: bool = False) -> tuple:
     """``shape`` (an int or a sequence of ints, as NumPy takes it) as a tuple of ints >= 0;
     ``unknown`` allows -1 entries (reshape's "whatever is left")."""

@@ -14,7 +14,14 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import array_data, check_bool, check_shape, require_float, xp_of
+from xgrad.functions._util import (
+    _pair,
+    array_data,
+    check_bool,
+    check_shape,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.reduce import mean, sum
 
 __all__ = [
@@ -34,15 +41,6 @@ def get_conv_outsize(size: int, k: int, s: int, p: int) -> int:
 def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
     """Output length of a transposed convolution along one axis: ``s (size - 1) + k - 2p``."""
     return s * (size - 1) + k - 2 * p
-
-
-def _pair(v: Any, what: str, fname: str, minimum: int) -> tuple[int, int]:
-    pair = (v, v) if isinstance(v, int) else tuple(v) if isinstance(v, (tuple, list)) else (v,)
-    if len(pair) != 2 or not all(isinstance(a, int) and not isinstance(a, bool) for a in pair):
-        raise TypeError(f"{fname}: {what} must be an int or a pair of ints, got {v!r}")
-    if any(a < minimum for a in pair):
-        raise ValueError(f"{fname}: {what} must be >= {minimum}, got {v!r}")
-    return pair
 
 
 def _check_image(fname: str, x: Any, what: str = "input") -> None:

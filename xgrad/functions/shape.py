@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array, numel
+from xgrad.dtypes import dtype_name
 from xgrad.functions._util import (
     array_data,
     check_axis,
@@ -328,18 +329,17 @@ class To(Function):
 
     def forward(self, x: Any) -> Any:
         from xgrad.backends import backend_of
-        from xgrad.creation import _dtype_name
 
         self.source = backend_of(x)
         self.source_device = x.device
         # a device without the dtype (array_api_strict's no_float64, Apple MPS) either casts
         # silently, which would change the numbers and leave the gradient no way back, or
         # fails deep inside the library: asked first, and checked after
-        name = _dtype_name(x.dtype)
+        name = dtype_name(x.dtype)
         if _lacks_dtype(self.backend, self.device, name):
             self._no_dtype(name, self.device)
         y = self.backend.transfer(x, self.device)
-        if _dtype_name(y.dtype) != name:
+        if dtype_name(y.dtype) != name:
             self._no_dtype(name, y.device)
         return y
 

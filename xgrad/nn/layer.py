@@ -14,124 +14,25 @@ Parameter on the input's backend and device, or until ``load_state_dict`` fills 
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from xgrad import backends
 from xgrad.backends import backend_of
-from xgrad.core import Parameter, Variable, device_of, is_array, is_float_dtype, test_mode
-from xgrad.creation import _dtype_name, float32, get_rng, resolve_dtype
-from xgrad.io import _MAX_BYTES, StateError
+from xgrad.core import Parameter, Variable, is_array, is_float_dtype, test_mode
+from xgrad.dtypes import dtype_name
+from xgrad.io import (
+    MAX_BYTES,
+    StateError,
+    load_into,
+    loaded_like,
+    native,
+    place_like,
+    save,
+    spec_of,
+)
 
-__all__ = ["Layer", "Model", "Sequential"]
-
-
-def _transfer(x: Any, backend: Any, device: Any) -> Any:
-    """Array ``x`` on ``backend``/``device`` (``x`` itself if it is there already)."""
-    if backend.owns(x) and device_of(x) == device:
-        return x
-    return backend.transfer(x, device)
-
-
-def _place_like(a: Any, ref: Any) -> Any:
-    """A fresh copy of array ``a`` (any backend, or host NumPy) on ``ref``'s backend/device."""
-    b = backend_of(ref)
-    out = _transfer(a, b, device_of(ref))
-    if out is a:
-        out = b.namespace.asarray(a, copy=True)
-    return out
-
-
-def _native(a: Any) -> Any:
-    """Host array ``a`` in native byte order (a big-endian file read on a little-endian
-    machine holds valid values that no backend computes with as they are)."""
-    dt = a.dtype
-    if getattr(dt, "isnative", True):
-        return a
-    return a.astype(dt.newbyteorder("="))  # numpy-ok: only host arrays have a byte order
-
-
-def _loaded_like(key: str, a: Any, ref: Any, owner: str) -> Any:
-    """Array ``a`` read from a state file for ``key``, checked against ``ref`` (same shape and
-    dtype) and copied onto ``ref``'s backend/device; ``owner`` is "the model", "the parameter"."""
-    a = _native(a)
-    if tuple(a.shape) != tuple(ref.shape):
-        raise StateError(f"key {key!r}: shape {tuple(a.shape)} in the file, "
-                         f"{tuple(ref.shape)} in {owner}")
-    if _dtype_name(a.dtype) != _dtype_name(ref.dtype):
-        raise StateError(f"key {key!r}: dtype {_dtype_name(a.dtype)} in the file, "
-                         f"{_dtype_name(ref.dtype)} in {owner}")
-    return _place_like(a, ref)
-
-
-def normal_init(shape: tuple, scale: float, dtype: Any = None, place: tuple | None = None,
-                name: str | None = None) -> Parameter:
-    """A Parameter of samples from N(0, scale^2), drawn from the backend's generator
-    (``xgrad.manual_seed`` makes them repeat) on ``place`` = (backend, device), default the
-    current backend, in ``dtype`` (default float32)."""
-    b, dev = place if place is not None else backends.current_target()
-    data = get_rng(b, dev).normal(tuple(shape), dtype=resolve_dtype(dtype or float32, b))
-    if scale != 1.0:
-        data = data * float(scale)
-    return Parameter(data, name=name)
-
-
-def const_init(shape: tuple, value: float, dtype: Any = None, place: tuple | None = None,
-               name: str | None = None) -> Parameter:
-    """A Parameter filled with ``value`` on ``place`` (default: the current backend)."""
-    return Parameter(const_array(shape, value, dtype, place), name=name)
-
-
-def const_array(shape: tuple, value: float, dtype: Any = None, place: tuple | None = None) -> Any:
-    """An array filled with ``value`` on ``place`` (default: the current backend)."""
-    b, dev = place if place is not None else backends.current_target()
-    dev = dev if dev is not None else b.default_device
-    return b.namespace.full(tuple(shape), value, dtype=resolve_dtype(dtype or float32, b),
-                            device=dev)
-
-
-def fan_in_scale(fan_in: int) -> float:
-    """DeZero's (and LeCun's) initial scale ``sqrt(1 / fan_in)``."""
-    return math.sqrt(1.0 / fan_in)
-
-
-def input_place(x: Any) -> tuple:
-    """(backend, device) of a Variable's or an array's data."""
-    data = x.data if isinstance(x, Variable) else x
-    return backend_of(data), device_of(data)
-
-
-def layer_input(layer: Layer, x: Any, ndims: str, ok: Callable[[int], bool]) -> Any:
-    """The raw array of input ``x`` (a Variable or an array) whose number of dimensions
-    ``ok`` accepts; anything else is refused with an error naming the layer."""
-    data = x.data if isinstance(x, Variable) else x
-    if not is_array(data):
-        raise TypeError(f"{type(layer).__name__}: expected a Variable or an array, got "
-                        f"{type(x).__module__}.{type(x).__qualname__}")
-    if not ok(data.ndim):
-        raise ValueError(f"{type(layer).__name__}: expected {ndims} input, got shape "
-                         f"{tuple(data.shape)}")
-    return data
-
-
-def check_size(owner: str, what: str, v: Any, minimum: int = 1) -> int:
-    """``v`` as an int >= ``minimum`` (a layer size); anything else is refused with an error
-    naming ``owner`` and the argument."""
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        raise TypeError(f"{owner}: {what} must be an int >= {minimum}, got {v!r}")
-    if v < minimum:
-        raise ValueError(f"{owner}: {what} must be an int >= {minimum}, got {v!r}")
-    return int(v)
-
-
-def input_float_dtype(x: Any, dtype: Any) -> Any:
-    """``dtype`` if given, else the input's dtype when it is floating, else float32."""
-    if dtype is not None:
-        return dtype
-    data = x.data if isinstance(x, Variable) else x
-    return data.dtype if is_array(data) and is_float_dtype(data) else float32
+__all__ = ["Layer", "Model", "Sequential", "Entry"]
 
 
 def _expand(name: str, v: Any) -> Iterator[tuple[str, Any]]:
@@ -148,13 +49,20 @@ def _expand(name: str, v: Any) -> Iterator[tuple[str, Any]]:
                 yield f"{name}.{k}", item
 
 
-class _Entry:
-    """One piece of state: a Parameter or buffer, possibly not created yet (value None)."""
+class Entry:
+    """One node of a layer tree as :meth:`Layer.walk` gives it: ``kind`` "layer", "param" or
+    "buffer"; its dotted ``name`` ("fc1.W"; "" for the root); its ``value`` (None: a lazy
+    parameter or a buffer not created yet); and where it is held: ``owner``'s ``attr``
+    ("blocks.0" for an item of a list)."""
 
     __slots__ = ("name", "kind", "value", "owner", "attr")
 
-    def __init__(self, name: str, kind: str, value: Any, owner: Layer, attr: str | None) -> None:
+    def __init__(self, name: str, kind: str, value: Any, owner: Layer | None,
+                 attr: str | None) -> None:
         self.name, self.kind, self.value, self.owner, self.attr = name, kind, value, owner, attr
+
+    def __repr__(self) -> str:
+        return f"Entry({self.name!r}, {self.kind!r})"
 
 
 class Layer:
@@ -211,78 +119,56 @@ class Layer:
                 self._lazy = (*self._lazy, name)
             setattr(self, name, None)
 
-    # --- walking the tree ---
-    def _members(self) -> Iterator[tuple[str, Any]]:
-        """(name, Parameter | Layer) directly held, in attribute order, containers expanded."""
-        for name, v in self.__dict__.items():
-            yield from _expand(name, v)
+    # --- walking the tree: one walker, every other view filters it ---
+    def walk(self) -> Iterator[Entry]:
+        """This layer, then every sub-layer, Parameter and buffer under it (lazy ones with
+        value None), each once (a tied one under its first name), depth first in attribute
+        order."""
+        yield Entry("", "layer", self, None, None)
+        yield from self._walk("", {id(self)})
 
-    def _entries(self, prefix: str = "", seen: set | None = None) -> Iterator[_Entry]:
-        """Every Parameter and buffer (created or lazy), depth first in attribute order."""
-        seen = set() if seen is None else seen
-        seen.add(id(self))
+    def _walk(self, prefix: str, seen: set) -> Iterator[Entry]:
         lazy, bufs = self._lazy, self._buffers
         for attr, value in self.__dict__.items():
             if attr in bufs:
-                yield _Entry(prefix + attr, "buffer", value, self, attr)
+                yield Entry(prefix + attr, "buffer", value, self, attr)
                 continue
             if value is None and attr in lazy:
-                yield _Entry(prefix + attr, "param", None, self, attr)
+                yield Entry(prefix + attr, "param", None, self, attr)
                 continue
             for name, v in _expand(attr, value):
                 if id(v) in seen:
                     continue
                 seen.add(id(v))
                 if isinstance(v, Parameter):
-                    yield _Entry(prefix + name, "param", v, self, name)
+                    yield Entry(prefix + name, "param", v, self, name)
                 else:
-                    yield from v._entries(f"{prefix}{name}.", seen)
+                    yield Entry(prefix + name, "layer", v, self, name)
+                    yield from v._walk(f"{prefix}{name}.", seen)
+
+    def _state_entries(self) -> list[Entry]:
+        """The parameters and buffers of ``walk``, created or not."""
+        return [e for e in self.walk() if e.kind != "layer"]
 
     def named_params(self) -> Iterator[tuple[str, Parameter]]:
         """("fc1.W", Parameter) pairs in a deterministic order (attribute definition order)."""
-        for e in self._entries():
+        for e in self.walk():
             if e.kind == "param" and e.value is not None:
                 yield e.name, e.value
 
     def params(self) -> Iterator[Parameter]:
         """Every Parameter of this layer and its sub-layers, in ``named_params`` order."""
-        return iter(self._param_list(set()))
-
-    def _param_list(self, seen: set) -> list[Parameter]:
-        # named_params' walk without the names: optimizers call it at every update
-        seen.add(id(self))
-        out = []
-        for v in self.__dict__.values():
-            items = v if isinstance(v, (list, tuple)) else v.values() if isinstance(v, dict) \
-                else (v,)
-            for item in items:
-                if id(item) in seen:
-                    continue
-                if isinstance(item, Parameter):
-                    seen.add(id(item))
-                    out.append(item)
-                elif isinstance(item, Layer):
-                    out += item._param_list(seen)
-        return out
+        return (e.value for e in self.walk() if e.kind == "param" and e.value is not None)
 
     def named_buffers(self) -> Iterator[tuple[str, Any]]:
         """("bn.avg_mean", array) pairs of the buffers that exist."""
-        for e in self._entries():
+        for e in self.walk():
             if e.kind == "buffer" and e.value is not None:
                 yield e.name, e.value
 
     def all_layers(self) -> Iterator[Layer]:
         """This layer and every sub-layer, each once, depth first in attribute order."""
-        stack, seen = [self], {id(self)}
-        while stack:
-            layer = stack.pop()
-            yield layer
-            subs = []
-            for _, v in layer._members():
-                if isinstance(v, Layer) and id(v) not in seen:
-                    seen.add(id(v))
-                    subs.append(v)
-            stack.extend(reversed(subs))
+        return (e.value for e in self.walk() if e.kind == "layer")
 
     def cleargrads(self) -> None:
         """Set the gradient of every parameter to None."""
@@ -308,8 +194,19 @@ class Layer:
         update). Returns self."""
         b, dev = backends.resolve_target(target)
         dev = dev if dev is not None else b.default_device
-        for layer in self.all_layers():
-            layer._move(b, dev)
+        layers = []
+        for e in self.walk():
+            v = e.value
+            if e.kind == "layer":
+                layers.append(v)
+            elif e.kind == "param" and v is not None:
+                v.data = b.transfer(v.data, dev)
+                if v.grad is not None:
+                    v.grad = Variable(b.transfer(v.grad.data, dev), requires_grad=False)
+            elif v is not None:
+                setattr(e.owner, e.attr, b.transfer(v, dev))
+        for layer in layers:
+            layer._moved()
         return self
 
     def to_cpu(self) -> Layer:
@@ -320,24 +217,15 @@ class Layer:
         """``to("cuda:<device>")`` (DeZero's name)."""
         return self.to(f"cuda:{device}")
 
-    def _move(self, backend: Any, device: Any) -> None:
-        """Move this layer's own parameters and buffers (not its sub-layers')."""
-        for _, v in self._members():
-            if isinstance(v, Parameter):
-                v.data = _transfer(v.data, backend, device)
-                if v.grad is not None:
-                    v.grad = Variable(_transfer(v.grad.data, backend, device),
-                                      requires_grad=False)
-        for name in self._buffers:
-            v = getattr(self, name)
-            if v is not None:
-                setattr(self, name, _transfer(v, backend, device))
+    def _moved(self) -> None:
+        """Called on every layer after ``to()`` moved the tree (recurrent layers forget their
+        state here)."""
 
     # --- state ---
     def state_dict(self) -> dict[str, Any]:
         """Every parameter and buffer that exists, by name, as host NumPy arrays."""
         out = {}
-        for e in self._entries():
+        for e in self._state_entries():
             if e.value is not None:
                 data = e.value.data if isinstance(e.value, Variable) else e.value
                 out[e.name] = backend_of(data).to_host(data)
@@ -350,22 +238,20 @@ class Layer:
         unexpected); on a mismatch :class:`~xgrad.io.StateError` is raised and nothing
         changes. Lazy parameters not created yet are created from ``state``, on the backend
         and device of the layer's other parameters (or the current default backend)."""
-        self._prepare_load(state, strict)()
+        self.prepare_load(state, strict)()
 
-    def _state_spec(self) -> dict[str, tuple | None]:
+    def state_spec(self) -> dict[str, tuple | None]:
         """What a state file may hold: name -> (shape, dtype name), None for an entry not
         created yet (any shape); read before any data so that a file cannot make us inflate
-        arrays the model has no room for."""
-        out: dict[str, tuple | None] = {}
-        for e in self._entries():
-            v = e.value.data if isinstance(e.value, Variable) else e.value
-            out[e.name] = None if v is None else (tuple(v.shape), _dtype_name(v.dtype))
-        return out
+        arrays the model has no room for (``xgrad.io.Stateful``)."""
+        return {e.name: None if e.value is None else spec_of(e.value)
+                for e in self._state_entries()}
 
-    def _prepare_load(self, state: Mapping[str, Any], strict: bool = True,
-                      prefix: str = "") -> Callable[[], None]:
-        """Validate ``state`` and convert its arrays; return the function that assigns them."""
-        entries = list(self._entries())
+    def prepare_load(self, state: Mapping[str, Any], strict: bool = True,
+                     prefix: str = "") -> Callable[[], None]:
+        """Validate ``state`` and convert its arrays, changing nothing; return the function
+        that assigns them (``xgrad.io.Stateful``)."""
+        entries = self._state_entries()
         known = {e.name: e for e in entries}
         unexpected = [k for k in state if k not in known]
         missing = [e.name for e in entries if e.value is not None and e.name not in state]
@@ -378,7 +264,7 @@ class Layer:
             raise StateError(f"{type(self).__name__} state does not match: "
                              + "; ".join(parts))
         # Lazy entries of one layer are created together: all or none of them.
-        lazy_owners: dict[int, list[_Entry]] = {}
+        lazy_owners: dict[int, list[Entry]] = {}
         for e in entries:
             if e.value is None:
                 lazy_owners.setdefault(id(e.owner), []).append(e)
@@ -400,19 +286,19 @@ class Layer:
             a = a.data if isinstance(a, Variable) else a
             if not is_array(a):
                 raise StateError(f"key {key!r}: expected an array, got {type(a).__name__}")
-            a = _native(a)
+            a = native(a)
             if e.value is not None:
                 ref = e.value.data if isinstance(e.value, Variable) else e.value
-                new = _loaded_like(key, a, ref, "the model")
+                new = loaded_like(key, a, ref, "the model")
             else:
                 if e.kind == "param" and not is_float_dtype(a):
                     raise StateError(f"key {key!r}: a parameter needs a floating dtype, got "
-                                     f"{_dtype_name(a.dtype)}")
+                                     f"{dtype_name(a.dtype)}")
                 if place is not None:
-                    new = _place_like(a, place)
+                    new = place_like(a, place)
                 else:
                     b, dev = backends.current_target()
-                    new = b.namespace.asarray(_transfer(a, b, dev or b.default_device),
+                    new = b.namespace.asarray(b.transfer(a, dev or b.default_device),
                                               copy=True)
             assign.append((e, new))
 
@@ -429,17 +315,13 @@ class Layer:
 
     def save_weights(self, path: str) -> None:
         """Save the parameters and buffers to ``path`` (``xgrad.io.save``; DeZero's name)."""
-        from xgrad import io
-
-        io.save(self, path)
+        save(self, path)
 
     def load_weights(self, path: str, strict: bool = True, *,
-                     max_bytes: int | None = _MAX_BYTES) -> None:
+                     max_bytes: int | None = MAX_BYTES) -> None:
         """Load ``path`` into this layer (``xgrad.io.load_into``; DeZero's name);
         ``max_bytes`` bounds what parameters not created yet may take."""
-        from xgrad import io
-
-        io.load_into(self, path, strict=strict, max_bytes=max_bytes)
+        load_into(self, path, strict=strict, max_bytes=max_bytes)
 
     def __repr__(self) -> str:
         n = sum(1 for _ in self.params())

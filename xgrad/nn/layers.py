@@ -14,29 +14,20 @@ from typing import Any
 
 from xgrad import functions as F
 from xgrad.core import Variable
-from xgrad.nn.layer import (
-    Layer,
-    Model,
-    check_size,
+from xgrad.functions._util import _pair
+from xgrad.nn.checks import check_size, layer_input
+from xgrad.nn.init import (
     const_array,
     const_init,
     fan_in_scale,
     input_float_dtype,
     input_place,
-    layer_input,
     normal_init,
 )
+from xgrad.nn.layer import Layer, Model
 
 __all__ = ["Linear", "Conv2d", "Deconv2d", "BatchNorm", "LayerNorm", "Embedding", "EmbedID",
            "Dropout", "MLP"]
-
-
-def _pair(owner: str, what: str, v: Any, minimum: int) -> tuple[int, int]:
-    """An int or a pair of ints, each >= ``minimum``, as a pair."""
-    pair = tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-    if len(pair) != 2:
-        raise TypeError(f"{owner}: {what} must be an int or a pair of ints, got {v!r}")
-    return tuple(check_size(owner, what, a, minimum) for a in pair)
 
 
 def _optional_size(owner: str, what: str, v: Any) -> int | None:
@@ -96,9 +87,9 @@ class _Conv(Layer):
         name = type(self).__name__
         self.out_channels = check_size(name, "out_channels", out_channels)
         self.in_channels = in_channels = _optional_size(name, "in_channels", in_channels)
-        self.kernel_size = _pair(name, "kernel_size", kernel_size, 1)
-        self.stride = _pair(name, "stride", stride, 1)
-        self.pad = _pair(name, "pad", pad, 0)
+        self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
+        self.stride = _pair(stride, "stride", name, 1)
+        self.pad = _pair(pad, "pad", name, 0)
         self.dtype = dtype
         self.nobias = nobias
         if in_channels is None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from xgrad import functions as F
-from xgrad.nn.layer import Layer, check_size
+from xgrad.nn.checks import check_size
+from xgrad.nn.layer import Layer
 from xgrad.nn.layers import Linear
 
 __all__ = ["RNN", "LSTM"]
@@ -22,8 +23,7 @@ class _Recurrent(Layer):
         """Forget the hidden state: the next call starts a new sequence."""
         self.h = None
 
-    def _move(self, backend: Any, device: Any) -> None:
-        super()._move(backend, device)
+    def _moved(self) -> None:
         self.reset_state()
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from xgrad.backends import backend_of
 from xgrad.core import Variable, device_of, get_namespace, is_array, is_float_dtype
+from xgrad.dtypes import dtype_name
 
 
 class GradcheckError(AssertionError):
@@ -27,9 +28,7 @@ def to_host(x: Any) -> np.ndarray:
 def default_tolerance(dtype: Any) -> tuple[float, float]:
     """(rtol, atol) for ``dtype``: rtol = 4 sqrt(eps) as in SciPy's xp_assert_close; atol the
     same, so that values that should be 0 may carry rounding noise."""
-    from xgrad.creation import _dtype_name
-
-    dt = dtype if isinstance(dtype, np.dtype) else np.dtype(_dtype_name(dtype))
+    dt = dtype if isinstance(dtype, np.dtype) else np.dtype(dtype_name(dtype))
     if dt.kind not in "fc":
         return 0.0, 0.0
     eps = float(np.finfo(dt).eps)
