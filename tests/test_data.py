@@ -312,3 +312,17 @@ def test_mnist_rejects_mismatched_files(tmp_path):
     _write(tmp_path / "train-labels-idx1-ubyte.gz", _idx_bytes(np.zeros(3, np.uint8), 0x08), True)
     with pytest.raises(ValueError, match="expected"):
         MNIST(root=tmp_path, download=False)
+
+
+def test_dtype_name_and_placement_are_public():
+    """One dtype-name helper for every backend's dtype objects; one placement resolver for
+    creation and the loaders."""
+    from xgrad.creation import placement
+    from xgrad.dtypes import dtype_name
+
+    assert dtype_name(np.float32) == dtype_name(np.dtype("float32")) == "float32"
+    assert dtype_name(np.bool_) == "bool" and dtype_name("int64") == "int64"
+    b, dev = placement("array_api_strict", "device1")
+    assert b.name == "array_api_strict" and dev == b.parse_device("device1") != b.default_device
+    with xgrad.use_backend("array_api_strict"):
+        assert placement()[0].name == "array_api_strict"

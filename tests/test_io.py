@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import xgrad
-from xgrad import Parameter, Variable, io, optim
+from xgrad import Parameter, Variable, io, nn, optim
 from xgrad.io import StateError
 from xgrad.nn import Layer
 from xgrad.testing import assert_close, to_host
@@ -297,3 +297,24 @@ def test_save_killed_at_a_random_moment_leaves_a_complete_file(tmp_path):
         np.testing.assert_array_equal(got["w"], np.arange(4, dtype=np.float32))
     else:
         assert got["w"].shape == (1_000_000,) and bool(np.all(got["w"] == float(i)))
+
+
+def test_layers_and_optimizers_share_the_state_protocol():
+    """Layer and every optimizer are io.Stateful; the checks of loaded arrays are io's."""
+    model = nn.Linear(2, in_size=3)
+    opt = optim.Adam().setup(model)
+    assert isinstance(model, io.Stateful) and isinstance(opt, io.Stateful)
+    assert not isinstance({"a": 1}, io.Stateful)
+    assert model.state_spec() == {"W": ((3, 2), "float32"), "b": ((2,), "float32")}
+    assert opt.state_spec()["W/m"] == ((3, 2), "float32")
+    assert io.spec_of(model.W) == ((3, 2), "float32")
+    with pytest.raises(io.StateError, match=r"key 'W': shape \(2, 2\) in the file, \(3, 2\) "
+                                            r"in the model"):
+        io.loaded_like("W", np.zeros((2, 2), np.float32), model.W.data, "the model")
+    with pytest.raises(io.StateError, match=r"key 'W': dtype float64 in the file, float32"):
+        io.check_like("W", ((3, 2), "float64"), ((3, 2), "float32"), "the model")
+    host = np.ones((3, 2), np.float32)
+    placed = io.place_like(host, model.W.data)
+    assert placed is not host and type(placed) is type(model.W.data)
+    big = np.ones(3, dtype=">f4")
+    assert io.native(big).dtype.isnative and (io.native(big) == 1).all()

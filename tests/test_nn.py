@@ -454,3 +454,51 @@ def test_a_failing_first_call_leaves_a_lazy_layer_as_it_was(backend):
         with pytest.raises(ValueError, match=type(layer).__name__ + ": expected an " + match):
             layer(x)
         assert list(layer.params()) == [] and list(layer.named_buffers()) == []
+
+
+def test_one_walker_names_every_node_once_in_attribute_order(backend):
+    """Layer.walk visits a layer shared by two parents once, under its first name, and
+    params / named_params / all_layers / state_dict / to() all follow it."""
+    class Pair(nn.Layer):
+        def __init__(self, shared):
+            self.first = shared
+            self.second = nn.Linear(2, in_size=2)
+
+    class Top(nn.Layer):
+        def __init__(self):
+            shared = nn.Linear(2, in_size=2)
+            self.a = Pair(shared)
+            self.b = shared
+            self.bn = nn.BatchNorm()
+
+    t = Top()
+    t.bn(xgrad.randn(4, 2))
+    entries = t.walk()
+    assert [(e.name, e.kind) for e in entries] == [
+        ("", "layer"), ("a", "layer"), ("a.first", "layer"), ("a.first.W", "param"),
+        ("a.first.b", "param"), ("a.second", "layer"), ("a.second.W", "param"),
+        ("a.second.b", "param"), ("bn", "layer"), ("bn.avg_mean", "buffer"),
+        ("bn.avg_var", "buffer"), ("bn.gamma", "param"), ("bn.beta", "param")]
+    assert [id(x) for x in t.all_layers()] == [id(e.value) for e in entries if e.kind == "layer"]
+    assert [n for n, _ in t.named_params()] == [e.name for e in entries if e.kind == "param"]
+    assert sorted(t.state_dict()) == sorted(e.name for e in entries if e.kind != "layer")
+    t.to("array_api_strict:device1")
+    dev = xgrad.backends.resolve_target("array_api_strict:device1")[1]
+    assert all((e.value.device if e.kind == "buffer" else e.value.data.device) == dev
+               for e in t.walk() if e.kind != "layer")
+
+
+def test_conv_layers_check_sizes_like_the_functions():
+    """Conv2d's kernel_size / stride / pad take ints or pairs of ints (NumPy's too), and
+    refuse the rest naming the layer and the argument."""
+    layer = nn.Conv2d(2, np.int64(3), stride=(np.int32(1), 2), in_channels=1)
+    assert layer.kernel_size == (3, 3) and layer.stride == (1, 2)
+    assert all(type(v) is int for v in layer.kernel_size + layer.stride + layer.pad)
+    with pytest.raises(ValueError, match=r"Conv2d: kernel_size must be >= 1, got 0"):
+        nn.Conv2d(2, 0)
+    with pytest.raises(ValueError, match=r"Deconv2d: pad must be >= 0, got \(0, -1\)"):
+        nn.Deconv2d(2, 3, pad=(0, -1))
+    with pytest.raises(TypeError, match=r"Conv2d: stride must be an int or a pair of ints"):
+        nn.Conv2d(2, 3, stride=1.5)
+    with pytest.raises(TypeError, match=r"Conv2d: kernel_size must be an int or a pair"):
+        nn.Conv2d(2, (1, 2, 3))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import xgrad
-from xgrad import Parameter, Variable, optim
+from xgrad import Parameter, Variable, nn, optim
 from xgrad.io import StateError
 from xgrad.nn import Layer
 from xgrad.testing import assert_close, to_host
@@ -269,3 +269,22 @@ def test_hyperparameters_are_loaded(backend):
     other = optim.MomentumSGD(lr=1.0, momentum=0.0).setup(model)
     other.load_state_dict(sd)
     assert other.lr == 0.1 and other.momentum == 0.5
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "namespace"])
+def test_bad_gradient_is_a_gradient_error_naming_the_parameter(backend, bad):
+    """The optimizers refuse a gradient that does not match its parameter with the engine's
+    class, GradientError, naming the parameter; nothing is updated."""
+    model = nn.Linear(2, in_size=3)
+    opt = optim.SGD().setup(model)
+    before = to_host(model.W).copy()
+    if bad == "shape":
+        model.W.grad = Variable(xgrad.zeros((2, 3)))
+    elif bad == "dtype":
+        model.W.grad = Variable(xgrad.zeros((3, 2), dtype="int32"))
+    else:
+        other = "array_api_strict" if backend.name != "array_api_strict" else "numpy"
+        model.W.grad = Variable(xgrad.asarray(np.zeros((3, 2), np.float32), backend=other))
+    with pytest.raises(xgrad.GradientError, match=r"SGD\.update: the gradient of parameter 'W'"):
+        opt.update()
+    assert_close(model.W, before)
