@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from xgrad.backends import backend_of
-from xgrad.core import Parameter, Variable, _WeakIdentityDict, get_namespace
+from xgrad.core import Parameter, Variable, _WeakIdentityDict, get_namespace, numel
 from xgrad.distributed.comm import Communicator, DistributedError
 from xgrad.dtypes import dtype_name
 from xgrad.nn.layer import Layer
@@ -110,7 +110,7 @@ def _groups(arrays: list[Any], cap_bytes: float) -> list[list[int]]:
     sizes: dict[tuple, float] = {}
     for i, a in enumerate(arrays):
         key = (type(a), a.device, a.dtype)
-        nbytes = _numel(a) * _itemsize(a)
+        nbytes = numel(a) * _itemsize(a)
         buckets = by_key.setdefault(key, [[]])
         if buckets[-1] and sizes[key] + nbytes > cap_bytes:
             buckets.append([])
@@ -118,13 +118,6 @@ def _groups(arrays: list[Any], cap_bytes: float) -> list[list[int]]:
         buckets[-1].append(i)
         sizes[key] = sizes.get(key, 0.0) + nbytes
     return [b for buckets in by_key.values() for b in buckets]
-
-
-def _numel(a: Any) -> int:
-    n = 1
-    for s in a.shape:
-        n *= s
-    return n
 
 
 def _itemsize(a: Any) -> int:
@@ -146,7 +139,7 @@ def _unflatten(flat: Any, like: list[Any]) -> list[Any]:
     xp = get_namespace(flat)
     out, off = [], 0
     for a in like:
-        n = _numel(a)
+        n = numel(a)
         out.append(xp.reshape(flat[off:off + n], tuple(a.shape)))
         off += n
     return out
