@@ -128,3 +128,44 @@ def test_run_end_to_end(tmp_path):
     assert res["xgrad"]["check"][0] == pytest.approx(res["floor"]["check"][0], rel=1e-9)
     assert report["versions"]["xgrad"]
     assert (tmp_path / "r.md").read_text().startswith("Machine ")
+
+
+def _function_classes() -> list:
+    from xgrad.core import Function
+
+    out, todo = [], [Function]
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo += cls.__subclasses__()
+    return out
+
+
+F32_CASES = [c for c in CASES if c.dtype == "float32"]
+
+
+@pytest.mark.parametrize("case", F32_CASES, ids=[c.id for c in F32_CASES])
+def test_float32_workload_makes_no_float64(case, impls, monkeypatch):
+    """Every Function a float32 workload runs (forward and the backward's gradient nodes)
+    returns float32 arrays, and so does every gradient: no silent float64 temporaries."""
+    seen: list[tuple[str, str]] = []
+
+    def recording(cls: type, forward):
+        def wrapper(self, *xs):
+            ys = forward(self, *xs)
+            for y in ys if isinstance(ys, tuple) else (ys,):
+                if hasattr(y, "dtype") and "float" in str(y.dtype):
+                    seen.append((cls.__name__, str(y.dtype)))
+            return ys
+        return wrapper
+
+    for cls in _function_classes():
+        if "forward" in vars(cls):
+            monkeypatch.setattr(cls, "forward", recording(cls, vars(cls)["forward"]))
+    step = impls[0].build(case.kind, make_data(case, {**case.args, **TINY[case.kind]}))
+    outs = step()
+    for out in outs if isinstance(outs, tuple) else (outs,):
+        seen.append(("step result", str(out.dtype)))
+    assert seen, "the hook recorded nothing"
+    wrong = sorted({s for s in seen if s[1] != "float32"})
+    assert not wrong, f"{case.id}: float64 intermediates from {wrong}"
