@@ -87,9 +87,11 @@ CASES: list[Case] = [
     Case("F-cnn-f64", "F", "cnn", "F: CNN step (conv3x3x16+relu+pool+linear), batch 32, f64",
          {"batch": 32, "channels": 16, "image": 28}, dtype="float64", in_quick=False),
     Case("F-conv2d-f32", "F", "conv2d", "F: conv2d (32,16,28,28) * 32 3x3, pad 1, f32, fwd+bwd",
-         {"shape": (32, 16, 28, 28), "filters": 32}, dtype="float32"),
+         {"shape": (32, 16, 28, 28), "filters": 32}, dtype="float32", memory=True,
+         memory_warmup={"shape": (2, 16, 28, 28)}),
     Case("F-conv2d-f64", "F", "conv2d", "F: conv2d (32,16,28,28) * 32 3x3, pad 1, f64, fwd+bwd",
-         {"shape": (32, 16, 28, 28), "filters": 32}, dtype="float64", in_quick=False),
+         {"shape": (32, 16, 28, 28), "filters": 32}, dtype="float64", memory=True,
+         memory_warmup={"shape": (2, 16, 28, 28)}, in_quick=False),
 ]
 
 CASES_BY_ID = {c.id: c for c in CASES}

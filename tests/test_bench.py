@@ -15,18 +15,10 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench import run  # noqa: E402
+from bench.dtypes import TINY, float32_cases, float_dtypes  # noqa: E402
 from bench.impl import load  # noqa: E402
 from bench.worker import checksum  # noqa: E402
 from bench.workloads import CASES, CASES_BY_ID, make_data, select  # noqa: E402
-
-TINY = {
-    "chain": {"n": 8},
-    "mlp": {"sizes": (6, 5, 3), "batch": 4},
-    "matmul_tanh": {"n": 8, "layers": 2},
-    "tanh_chain": {"layers": 3, "shape": (4, 4)},
-    "cnn": {"batch": 2, "channels": 2, "image": 6},
-    "conv2d": {"shape": (2, 2, 5, 5), "filters": 3},
-}
 
 
 @pytest.fixture(scope="module")
@@ -95,15 +87,26 @@ def test_report_table_and_targets():
     assert "| E: peak memory | MiB | 130 (1.30x) | 100 |" in table
     text = run.render(report)
     assert text.count("| A | us/op |") == 1 and "A-chain1k: median 4.00, min 4.00, paired rounds 4.00" in text
-    # what the run measured against each target: A 4 us/op vs PyTorch's 5 (no DeZero, no GPU
-    # in this report, so no rows for those), E 130 MiB vs the floor's 100 against 1.2x
-    rows = run.targets(report)
-    assert [(measured, verdict) for _, measured, verdict in rows] == [
-        ("4.00 vs 5.00 us/op", "met"), ("1.30x the floor", "missed by 8.3%")]
-    assert rows[0][0].startswith("A: ") and "PyTorch" in rows[0][0]
-    assert rows[1][0].startswith("E: peak memory <= 1.2x")
-    for target, _, _ in rows:
+    # every target has a row; those this report holds get a verdict: A 4 us/op vs PyTorch's 5
+    # is 0.80x against 0.75x, E 130 MiB vs the floor's 100 against 1.2x
+    rows = {target: (measured, verdict) for target, measured, verdict in run.targets(report)}
+    assert rows["A: <= 0.75x PyTorch eager per op"] == ("4.00 vs 5.00 us/op (0.80x)",
+                                                         "missed by 6.7%")
+    e = next(k for k in rows if k.startswith("E: ") and "peak memory <= 1.2x" in k)
+    assert rows[e] == ("1.30x the floor's", "missed by 8.3%")
+    for want in ("B: 100,000-op chain time", "B: 100,000-op chain peak memory", "C: MLP 784",
+                 "D: 4 x (matmul+tanh)", "F: CNN step", "F: conv2d", "every float32 workload"):
+        assert any(k.startswith(want) for k in rows), want
+    for cid, _ in run.SPEED_TARGETS + run.MEMORY_TARGETS[:2]:
+        title = CASES_BY_ID[cid].title[3:]
+        assert [v for k, v in rows.items() if title in k] == [run.NOT_MEASURED], cid
+    assert len(rows) == 1 + 2 + len(run.SPEED_TARGETS) + len(run.MEMORY_TARGETS) + 1
+    for target in rows:
         assert target in text
+    report["float64_leaks"] = {"C-mlp784-f32": [], "F-cnn-f32": ["ReLU -> float64"]}
+    leak = dict((t, (m, v)) for t, m, v in run.targets(report))[
+        "every float32 workload: no float64 intermediates"]
+    assert leak == ("1 of 2 workloads float32 throughout; F-cnn-f32: ReLU -> float64", "missed")
 
 
 def test_update_results_md(tmp_path, monkeypatch):
@@ -130,42 +133,12 @@ def test_run_end_to_end(tmp_path):
     assert (tmp_path / "r.md").read_text().startswith("Machine ")
 
 
-def _function_classes() -> list:
-    from xgrad.core import Function
 
-    out, todo = [], [Function]
-    while todo:
-        cls = todo.pop()
-        out.append(cls)
-        todo += cls.__subclasses__()
-    return out
-
-
-F32_CASES = [c for c in CASES if c.dtype == "float32"]
-
-
-@pytest.mark.parametrize("case", F32_CASES, ids=[c.id for c in F32_CASES])
-def test_float32_workload_makes_no_float64(case, impls, monkeypatch):
+@pytest.mark.parametrize("case", float32_cases(), ids=[c.id for c in float32_cases()])
+def test_float32_workload_makes_no_float64(case):
     """Every Function a float32 workload runs (forward and the backward's gradient nodes)
-    returns float32 arrays, and so does every gradient: no silent float64 temporaries."""
-    seen: list[tuple[str, str]] = []
-
-    def recording(cls: type, forward):
-        def wrapper(self, *xs):
-            ys = forward(self, *xs)
-            for y in ys if isinstance(ys, tuple) else (ys,):
-                if hasattr(y, "dtype") and "float" in str(y.dtype):
-                    seen.append((cls.__name__, str(y.dtype)))
-            return ys
-        return wrapper
-
-    for cls in _function_classes():
-        if "forward" in vars(cls):
-            monkeypatch.setattr(cls, "forward", recording(cls, vars(cls)["forward"]))
-    step = impls[0].build(case.kind, make_data(case, {**case.args, **TINY[case.kind]}))
-    outs = step()
-    for out in outs if isinstance(outs, tuple) else (outs,):
-        seen.append(("step result", str(out.dtype)))
-    assert seen, "the hook recorded nothing"
+    returns float32 arrays, and so does the step: no silent float64 temporaries."""
+    seen = float_dtypes(case)
+    assert any(name != "step result" for name, _ in seen), "the dtype hook recorded nothing"
     wrong = sorted({s for s in seen if s[1] != "float32"})
     assert not wrong, f"{case.id}: float64 intermediates from {wrong}"
