@@ -220,3 +220,34 @@ def test_pooling_dtype_device_and_bad_input(backend):
         F.max_pooling(arr(backend, X), 2, 1, 2)
     with pytest.raises(TypeError, match="average_pooling: kernel_size"):
         F.average_pooling(arr(backend, X), 2.5)
+
+
+def kept_for_backward(y, *given):
+    """Shapes of the arrays that the graph of ``y`` holds for its backward, other than the
+    arrays of ``given`` (the op's own inputs, which the caller holds anyway)."""
+    skip = {id(v.data) for v in given}
+    kept, todo, seen = [], [y.creator], set()
+    while todo:
+        f = todo.pop()
+        if f is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        held = list(f.inputs) + [v for k, v in vars(f).items() if k not in ("inputs", "outputs")]
+        for v in held:
+            a = v.data if isinstance(v, Variable) else v
+            if hasattr(a, "shape") and hasattr(a, "dtype") and id(a) not in skip:
+                kept.append((type(f).__name__, tuple(a.shape)))
+            if isinstance(v, Variable):
+                todo.append(v.creator)
+    return kept
+
+
+def test_conv_and_pooling_keep_only_what_backward_needs(backend):
+    """conv2d, deconv2d and average_pooling keep their inputs only (the weight gradient
+    recomputes the patches); max_pooling keeps its inputs and the argmax per window."""
+    x, w, b = (Variable(arr(backend, a)) for a in (X, W, B))
+    assert kept_for_backward(F.conv2d(x, w, b, 1, 1), x, w, b) == []
+    xd, b3 = Variable(arr(backend, RNG.standard_normal((2, 4, 3, 3)))), Variable(arr(backend, B[:3]))
+    assert kept_for_backward(F.deconv2d(xd, w, b3, 2, 1), xd, w, b3) == []
+    assert kept_for_backward(F.average_pooling(x, 3, 1, 1), x) == []
+    assert kept_for_backward(F.max_pooling(x, 3, 1, 1), x) == [("MaxPooling", (2, 3, 5, 5))]

@@ -14,15 +14,8 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import (
-    _pair,
-    array_data,
-    check_bool,
-    check_shape,
-    require_float,
-    xp_of,
-)
-from xgrad.functions.reduce import mean, sum
+from xgrad.functions._util import _pair, check_bool, check_shape, require_float, xp_of
+from xgrad.functions.reduce import sum
 
 __all__ = [
     "average_pooling", "col2im", "conv2d", "deconv2d", "get_conv_outsize", "get_deconv_outsize",
@@ -202,16 +195,16 @@ class Conv2d(Function):
         y = xp.matmul(xp.reshape(W, (oc, c * kh * kw)), col)  # (N, OC, OH*OW): NCHW, no transpose
         if b:
             y = y + xp.reshape(b[0], (1, oc, 1))
-        self._col = col  # reused by the weight gradient, released once it ran
         return xp.reshape(y, (n, oc, oh, ow))
 
     def backward(self, gy: Variable) -> tuple:
+        # Keeps x and W only (its inputs); the weight gradient recomputes the patches. Keeping
+        # the forward's im2col buffer instead would hold KH*KW times x per layer until backward
+        # (13.8 MB for a 1.5 MB input): bench/conv_memory.py measures the trade-off.
         x, W = self.inputs[:2]
         gx = deconv2d(gy, W, stride=self.s, pad=self.p, outsize=x.shape[2:]) \
             if x.requires_grad else None
-        gW = Conv2dGradW(W.shape[2:], self.s, self.p, self._col)(x, gy) \
-            if W.requires_grad else None
-        self._col = None
+        gW = Conv2dGradW(W.shape[2:], self.s, self.p)(x, gy) if W.requires_grad else None
         if len(self.inputs) == 2:
             return gx, gW
         gb = sum(gy, axis=(0, 2, 3)) if self.inputs[2].requires_grad else None
@@ -262,20 +255,16 @@ class Deconv2d(Function):
 class Conv2dGradW(Function):
     """The weight gradient of conv2d: correlate image ``x`` with output gradient ``gy``."""
 
-    def __init__(self, k: tuple, s: tuple, p: tuple, col: Any = None) -> None:
-        self.k, self.s, self.p, self.col = tuple(k), s, p, col
+    def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
+        self.k, self.s, self.p = tuple(k), s, p
 
     def forward(self, x: Any, gy: Any) -> Any:
         xp = xp_of(x)
         n, c = x.shape[:2]
         oc, oh, ow = gy.shape[1:]
         kh, kw = self.k
-        col = self.col
         # explicit sizes, not -1: an empty batch (n = 0) leaves -1 undetermined
-        if col is None:
-            col = xp.reshape(_im2col_array(x, self.k, self.s, self.p),
-                             (n, c * kh * kw, oh * ow))
-        self.col = None
+        col = xp.reshape(_im2col_array(x, self.k, self.s, self.p), (n, c * kh * kw, oh * ow))
         g = xp.reshape(gy, (n, oc, oh * ow))
         # one matrix product per image against the transposed view, then a small sum over N
         gW = xp.sum(xp.matmul(g, xp.matrix_transpose(col)), axis=0)
@@ -388,14 +377,44 @@ def max_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Vari
     return MaxPooling(k, s, p)(x)
 
 
+class AveragePooling(Function):
+    """Window means; keeps only x's shape: its gradient spreads each output's evenly."""
+
+    def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
+        self.k, self.s, self.p = k, s, p
+
+    def forward(self, x: Any) -> Any:
+        _check_image("average_pooling", x)
+        xp = xp_of(x)
+        col = _im2col_array(x, self.k, self.s, self.p, fname="average_pooling")
+        return xp.sum(col, axis=(2, 3)) / (self.k[0] * self.k[1])
+
+    def backward(self, gy: Variable) -> Variable:
+        return AveragePoolingGrad(self.k, self.s, self.p, self.inputs[0].shape)(gy)
+
+
+class AveragePoolingGrad(Function):
+    """The adjoint of average pooling: each output gradient spread over its window (col2im)."""
+
+    def __init__(self, k: tuple, s: tuple, p: tuple, shape: tuple) -> None:
+        self.k, self.s, self.p, self.shape = k, s, p, tuple(shape)
+
+    def forward(self, gy: Any) -> Any:
+        xp = xp_of(gy)
+        n, c, oh, ow = gy.shape
+        kh, kw = self.k
+        g = xp.reshape(gy / (kh * kw), (n, c, 1, 1, oh, ow))
+        return _col2im_array(xp.broadcast_to(g, (n, c, kh, kw, oh, ow)), self.shape[2],
+                             self.shape[3], self.s, self.p)
+
+    def backward(self, ggx: Variable) -> Variable:
+        return AveragePooling(self.k, self.s, self.p)(ggx)  # linear: the adjoint's adjoint
+
+
 def average_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Variable:
     """Mean over each ``kernel_size`` window of ``x`` (N, C, H, W); zero padding counts in the
     mean (Chainer's convention)."""
     k = _pair(kernel_size, "kernel_size", "average_pooling", 1)
     s, p = _pair(stride, "stride", "average_pooling", 1), _pair(pad, "pad", "average_pooling", 0)
-    # checked here so that errors name average_pooling, not the Im2col it is built on
-    xd = array_data(x, "average_pooling")
-    _check_image("average_pooling", xd)
-    _outsize("average_pooling", xd.shape, k, s, p)
-    return mean(Im2col(k, s, p, False)(x), axis=(2, 3))
+    return AveragePooling(k, s, p)(x)
 
