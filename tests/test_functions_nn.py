@@ -119,6 +119,32 @@ def test_softmax_cross_entropy_gradients(backend):
     assert gradgradcheck(lambda x: F.softmax_cross_entropy(x, t), arr(backend, X34))
 
 
+def test_softmax_cross_entropy_targets_checked_on_the_device(backend, monkeypatch):
+    """Where reading the labels would wait for a GPU, they are checked on the device: a label
+    out of range makes the loss and the gradient NaN (no wrong number, no host read);
+    detect_anomaly() raises the named error; valid labels give the host path's numbers."""
+    from xgrad.functions import nn
+
+    t_ok = arr(backend, T3, "int64")
+    monkeypatch.setitem(nn._GPU_TYPES, type(t_ok), True)
+    for create_graph in (False, True):
+        x = var(backend, X34)
+        loss = F.softmax_cross_entropy(x, t_ok)
+        assert_close(loss, sce_ref(X34, T3))
+        loss.backward(create_graph=create_graph)
+        assert_close(x.grad, (softmax_ref(X34, 1) - np.eye(4)[T3]) / 3)
+    for bad, ignore in (([1, 4, 3], None), ([-2, 0, -1], -1)):
+        for create_graph in (False, True):
+            x = var(backend, X34)
+            loss = F.softmax_cross_entropy(x, arr(backend, bad, "int64"), ignore_label=ignore)
+            assert loss.dtype == backend.xp.float32 and np.isnan(to_host(loss)).all()
+            loss.backward(create_graph=create_graph)
+            assert np.isnan(to_host(x.grad)).all()
+        with xgrad.detect_anomaly(), pytest.raises(ValueError, match=r"targets must lie in \[0, 4\)"):
+            F.softmax_cross_entropy(var(backend, X34), arr(backend, bad, "int64"),
+                                    ignore_label=ignore)
+
+
 def test_softmax_cross_entropy_float32_stays_float32(backend):
     x = var(backend, X34)
     check_dtype_device(backend, F.softmax_cross_entropy(x, arr(backend, T3, "int64")), x)

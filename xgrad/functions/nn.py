@@ -98,12 +98,26 @@ def log_softmax(x: Any, axis: Any = -1) -> Variable:
 # ---------------------------------------------------------------------------------------------
 # Losses
 # ---------------------------------------------------------------------------------------------
-def _check_targets(t: Any, valid: Any, c: int, ignore_label: int | None) -> None:
-    """Raise a clear error naming the targets outside [0, c) (a host sync, once per call)."""
+_GPU_TYPES: dict[type, bool] = {}  # array type -> its backend computes on a GPU
+
+
+def _targets_read_on_host(t: Any) -> bool:
+    """Whether softmax_cross_entropy checks its targets' range on the host, raising at once:
+    on CPU backends (a few microseconds, nothing to wait for) and under ``detect_anomaly()``.
+    On a GPU that read would wait for the device at every step, so there the check stays on the
+    device: out-of-range targets make the loss and the gradient NaN."""
+    gpu = _GPU_TYPES.get(type(t))
+    if gpu is None:
+        from xgrad.backends import backend_of  # the registry builds on the function library
+
+        gpu = _GPU_TYPES[type(t)] = bool(backend_of(t).gpu)
+    return not gpu or Config.detect_anomaly
+
+
+def _check_targets(t: Any, bad: Any, c: int, ignore_label: int | None) -> None:
+    """Raise a clear error naming the targets outside [0, c) (``bad`` marks them), reading
+    the device once."""
     xp = xp_of(t)
-    bad = (t < 0) | (t >= c)
-    if valid is not None:
-        bad = bad & valid
     if bool(xp.any(bad)):
         from xgrad.backends import backend_of
 
@@ -129,7 +143,16 @@ class SoftmaxCrossEntropy(Function):
         xp = xp_of(x)
         n, c = x.shape
         valid = None if self.ignore_label is None else t != self.ignore_label
-        _check_targets(t, valid, c, self.ignore_label)
+        bad = (t < 0) | (t >= c)
+        if valid is not None:
+            bad = bad & valid
+        self.poison = poison = None
+        if _targets_read_on_host(t):
+            _check_targets(t, bad, c, self.ignore_label)
+        else:  # no host read: NaN (in x's dtype) if any target is out of range, else 0
+            nan = xp.full((), float("nan"), dtype=x.dtype, device=x.device)
+            self.poison = poison = xp.where(xp.any(bad), nan, xp.zeros_like(nan))
+            t = xp.where(bad, xp.zeros_like(t), t)  # a valid index for the selections below
         hit = t[:, None] == xp.arange(c, dtype=t.dtype, device=x.device)
         if valid is not None:
             hit = hit & valid[:, None]
@@ -141,8 +164,10 @@ class SoftmaxCrossEntropy(Function):
         m = xp.max(x, axis=1, keepdims=True)
         e = xp.exp(x - m)
         s = xp.sum(e, axis=1, keepdims=True)
-        self.p = e / s
+        self.p = e / s if poison is None else e / s + poison
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
+        if poison is not None:
+            log_p = log_p + poison
         # select the target's log-probability (flat positions row * C + t): a product with the
         # one-hot would turn a -inf logit elsewhere in the row (a mask) into -inf * 0 = NaN
         rows = xp.arange(n, dtype=t.dtype, device=x.device) * c
@@ -160,6 +185,8 @@ class SoftmaxCrossEntropy(Function):
             return Variable._wrap((p - self.onehot) * (gy.data / self.count)), None
         # recording a graph of the backward: the softmax as a function of x
         p = softmax(x, axis=1)
+        if self.poison is not None:
+            p = p + Variable._wrap(self.poison)
         if self.valid is not None:
             p = p * Variable._wrap(self.valid)
         return (p - Variable._wrap(self.onehot)) * (gy / self.count), None
@@ -168,7 +195,11 @@ class SoftmaxCrossEntropy(Function):
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
     """Mean cross entropy of scores ``x`` (N, C) against integer labels ``t`` (N,), fused with
     log-softmax; rows whose label is ``ignore_label`` count neither in the sum nor the mean.
-    A logit of -inf (a mask) other than the target's is allowed: it has probability 0."""
+    A logit of -inf (a mask) other than the target's is allowed: it has probability 0.
+    A label outside [0, C) raises ValueError at once on CPU backends and under
+    ``detect_anomaly()``; on a GPU, where reading the labels would wait for the device, it makes
+    the loss and its gradient NaN instead (run the step under ``detect_anomaly()`` for the
+    error)."""
     if ignore_label is not None:
         ignore_label = check_int(ignore_label, "softmax_cross_entropy", "ignore_label")
     return SoftmaxCrossEntropy(ignore_label)(x, _labels(t, array_data(x, "softmax_cross_entropy"),
