@@ -232,7 +232,10 @@ def kept_for_backward(y, *given):
         if f is None or id(f) in seen:
             continue
         seen.add(id(f))
-        held = list(f.inputs) + [v for k, v in vars(f).items() if k not in ("inputs", "outputs")]
+        held = list(f.inputs)
+        for k, v in vars(f).items():
+            if k not in ("inputs", "outputs"):
+                held += v if isinstance(v, (list, tuple)) else [v]
         for v in held:
             a = v.data if isinstance(v, Variable) else v
             if hasattr(a, "shape") and hasattr(a, "dtype") and id(a) not in skip:
@@ -244,10 +247,10 @@ def kept_for_backward(y, *given):
 
 def test_conv_and_pooling_keep_only_what_backward_needs(backend):
     """conv2d, deconv2d and average_pooling keep their inputs only (the weight gradient
-    recomputes the patches); max_pooling keeps its inputs and the argmax per window."""
+    recomputes the patches); max_pooling keeps its input and a mask per kernel offset."""
     x, w, b = (Variable(arr(backend, a)) for a in (X, W, B))
     assert kept_for_backward(F.conv2d(x, w, b, 1, 1), x, w, b) == []
     xd, b3 = Variable(arr(backend, RNG.standard_normal((2, 4, 3, 3)))), Variable(arr(backend, B[:3]))
     assert kept_for_backward(F.deconv2d(xd, w, b3, 2, 1), xd, w, b3) == []
     assert kept_for_backward(F.average_pooling(x, 3, 1, 1), x) == []
-    assert kept_for_backward(F.max_pooling(x, 3, 1, 1), x) == [("MaxPooling", (2, 3, 5, 5))]
+    assert kept_for_backward(F.max_pooling(x, 3, 1, 1), x) == [("MaxPooling", (2, 3, 5, 5))] * 9

@@ -300,31 +300,62 @@ def deconv2d(x: Any, W: Any, b: Any = None, stride: Any = 1, pad: Any = 0,
 # ---------------------------------------------------------------------------------------------
 # Pooling
 # ---------------------------------------------------------------------------------------------
+def _windows(x: Any, k: tuple, s: tuple, oh: int, ow: int) -> list:
+    """The KH*KW strided views of ``x`` (already padded) at each kernel offset, (N, C, OH, OW)
+    each: window element (i, j) of every output pixel, without copying."""
+    (kh, kw), (sy, sx) = k, s
+    hspan, wspan = sy * (oh - 1) + 1, sx * (ow - 1) + 1
+    return [x[:, :, i:i + hspan:sy, j:j + wspan:sx] for i in range(kh) for j in range(kw)]
+
+
+def _spread(parts: list, shape: tuple, k: tuple, s: tuple, p: tuple) -> Any:
+    """Sum arrays (N, C, OH, OW), one per kernel offset, into an image of ``shape`` at the
+    window positions they came from (``_windows``'s adjoint); padding is cut off."""
+    xp = xp_of(parts[0])
+    n, c, h, w = shape
+    oh, ow = parts[0].shape[2:]
+    (kh, kw), (sy, sx), (ph, pw) = k, s, p
+    hp, wp = max(h + 2 * ph, sy * (oh - 1) + kh), max(w + 2 * pw, sx * (ow - 1) + kw)
+    img = xp.zeros((n, c, hp, wp), dtype=parts[0].dtype, device=parts[0].device)
+    hspan, wspan = sy * (oh - 1) + 1, sx * (ow - 1) + 1
+    overlap = sy < kh or sx < kw
+    for (i, j), part in zip(((i, j) for i in range(kh) for j in range(kw)), parts):
+        key = (slice(None), slice(None), slice(i, i + hspan, sy), slice(j, j + wspan, sx))
+        if overlap:
+            img[key] += part
+        else:  # disjoint windows: each position is written once
+            img[key] = part
+    return img[:, :, ph:ph + h, pw:pw + w]
+
+
 class MaxPooling(Function):
-    """Window maxima; remembers the argmax of each window for the backward."""
+    """Window maxima. Keeps, besides x, one boolean mask per kernel offset marking the windows
+    whose (first) maximum sits there: KH*KW bytes per output element."""
 
     def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
         self.k, self.s, self.p = k, s, p
 
     def forward(self, x: Any) -> Any:
         _check_image("max_pooling", x)
+        oh, ow = _outsize("max_pooling", x.shape, self.k, self.s, self.p)
+        # elementwise over the offsets' strided views: no im2col copy, no argmax over a
+        # strided axis (both several times slower than these passes over the output)
+        views = _windows(_pad(x, self.p[0], self.p[1], -math.inf), self.k, self.s, oh, ow)
         xp = xp_of(x)
-        col = _im2col_array(x, self.k, self.s, self.p, -math.inf, "max_pooling")
-        n, c, kh, kw, oh, ow = col.shape
-        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
-        self.indexes = xp.argmax(col, axis=2)  # ties: the first maximum takes the gradient
-        self._onehot = None
-        return xp.max(col, axis=2)
-
-    def onehot(self, like: Any) -> Any:
-        """(N, C, KH*KW, OH, OW) mask of the argmax positions, in ``like``'s dtype."""
-        if self._onehot is None:
-            xp = xp_of(like)
-            kk = self.k[0] * self.k[1]
-            pos = xp.reshape(xp.arange(kk, dtype=self.indexes.dtype, device=like.device),
-                             (kk, 1, 1))
-            self._onehot = xp.astype(xp.expand_dims(self.indexes, axis=2) == pos, like.dtype)
-        return self._onehot
+        y = views[0]
+        for v in views[1:]:
+            y = xp.maximum(y, v)
+        # ties: the first maximum in the window takes the gradient
+        self.hits, taken = [], None
+        for v in views:
+            hit = v == y
+            if taken is not None:
+                hit = hit & ~taken
+                taken = taken | hit
+            else:
+                taken = hit
+            self.hits.append(hit)
+        return y if len(views) > 1 else xp.asarray(y, copy=True)
 
     def backward(self, gy: Variable) -> Variable:
         return MaxPoolingGrad(self)(gy)
@@ -339,18 +370,15 @@ class MaxPoolingGrad(Function):
     def forward(self, gy: Any) -> Any:
         xp = xp_of(gy)
         pool = self.pool
-        n, c, oh, ow = gy.shape
-        gcol = pool.onehot(gy) * xp.expand_dims(gy, axis=2)
-        gcol = xp.reshape(gcol, (n, c) + pool.k + (oh, ow))
-        h, w = pool.inputs[0].shape[2:]
-        return _col2im_array(gcol, h, w, pool.s, pool.p)
+        parts = [gy * xp.astype(hit, gy.dtype) for hit in pool.hits]
+        return _spread(parts, pool.inputs[0].shape, pool.k, pool.s, pool.p)
 
     def backward(self, ggx: Variable) -> Variable:
         return MaxPoolingWithIndexes(self.pool)(ggx)
 
 
 class MaxPoolingWithIndexes(Function):
-    """Pick, in each window of ``x``, the element at the argmax found by a MaxPooling."""
+    """Pick, in each window of ``x``, the element at the maximum found by a MaxPooling."""
 
     def __init__(self, pool: MaxPooling) -> None:
         self.pool = pool
@@ -358,10 +386,13 @@ class MaxPoolingWithIndexes(Function):
     def forward(self, x: Any) -> Any:
         xp = xp_of(x)
         pool = self.pool
-        col = _im2col_array(x, pool.k, pool.s, pool.p)
-        n, c, kh, kw, oh, ow = col.shape
-        col = xp.reshape(col, (n, c, kh * kw, oh, ow))
-        return xp.sum(col * pool.onehot(x), axis=2)
+        oh, ow = pool.hits[0].shape[2:]
+        views = _windows(_pad(x, pool.p[0], pool.p[1]), pool.k, pool.s, oh, ow)
+        y = None
+        for v, hit in zip(views, pool.hits):
+            part = v * xp.astype(hit, x.dtype)
+            y = part if y is None else y + part
+        return y
 
     def backward(self, gy: Variable) -> Variable:
         return MaxPoolingGrad(self.pool)(gy)
