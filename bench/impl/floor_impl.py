@@ -1,9 +1,12 @@
 """The floor: every workload's forward, backward and SGD update written by hand in the raw
 backend (NumPy, or CuPy on the GPU), keeping only what the backward pass needs.
 
-The math is the one xgrad's kernels do (sigmoid as ``0.5 * tanh(x / 2) + 0.5``, a fused softmax
-cross entropy, im2col by strided slices with one batched matmul, max pooling by argmax over the
-window), so a ratio to the floor measures the autograd machinery, not a different algorithm.
+The math is the one xgrad's kernels do (the two-sided sigmoid ``max(z, [x >= 0]) / (1 + z)``
+with ``z = exp(-|x|)``, a fused softmax cross entropy, im2col by strided slices with one batched
+matmul, max pooling by elementwise maxima over the window's strided views), so a ratio to the
+floor measures the autograd machinery, not a different algorithm. One deliberate difference:
+the floor keeps conv2d's im2col buffer for the weight gradient (the fastest hand-written choice),
+where xgrad keeps only x and W and recomputes it.
 """
 
 from __future__ import annotations
@@ -67,7 +70,8 @@ class Impl(BaseImpl):
             for i in range(nl):
                 h = h @ ps[2 * i] + ps[2 * i + 1]
                 if i < nl - 1:
-                    h = xp.tanh(h * 0.5) * 0.5 + 0.5
+                    z = xp.exp(-xp.abs(h))  # two-sided sigmoid: nothing overflows
+                    h = xp.maximum(z, (h >= 0).astype(h.dtype)) / (1 + z)
                     hs.append(h)
             loss, g = _softmax_cross_entropy(xp, h, t, rows)
             for i in reversed(range(nl)):
@@ -136,13 +140,13 @@ class Impl(BaseImpl):
             n = x.shape[0]
             h, col = _conv_forward(xp, x, W1, b1, 1, 1)
             a = xp.maximum(h, 0.0)
-            p, onehot = _maxpool_forward(xp, a, 2, 2)
+            p, hits = _maxpool_forward(xp, a, 2, 2)
             flat = p.reshape(n, -1)
             y = flat @ W2 + b2
             loss, g = _softmax_cross_entropy(xp, y, t, rows)
             gW2, gb2 = flat.T @ g, g.sum(axis=0)
             g = (g @ W2.T).reshape(p.shape)
-            g = _maxpool_backward(xp, g, onehot, a.shape, 2, 2)
+            g = _maxpool_backward(xp, g, hits, a.shape, 2, 2)
             g = g * (h > 0)
             _, gW1, gb1 = _conv_backward(xp, g, col, W1, x.shape, 1, 1, need_gx=False)
             for q, gq in zip(ps, (gW1, gb1, gW2, gb2)):
@@ -223,17 +227,29 @@ def _conv_backward(xp: Any, gy: Any, col: Any, W: Any, xshape: tuple, s: int, p:
 
 
 def _maxpool_forward(xp: Any, x: Any, k: int, s: int) -> tuple:
-    n, c = x.shape[:2]
-    col = _im2col(xp, x, k, s, 0)
-    oh, ow = col.shape[4:]
-    col = col.reshape(n, c, k * k, oh, ow)
-    idx = col.argmax(axis=2)
-    onehot = (idx[:, :, None] == xp.arange(k * k).reshape(k * k, 1, 1)).astype(x.dtype)
-    return col.max(axis=2), onehot
+    """Window maxima over the k*k strided views, and a first-maximum mask per view."""
+    n, c, h, w = x.shape
+    oh, ow = (h - k) // s + 1, (w - k) // s + 1
+    views = [x[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s]
+             for i in range(k) for j in range(k)]
+    y = views[0]
+    for v in views[1:]:
+        y = xp.maximum(y, v)
+    hits, taken = [], None
+    for v in views:
+        hit = v == y
+        if taken is not None:
+            hit &= ~taken
+            taken |= hit
+        else:
+            taken = hit.copy()
+        hits.append(hit)
+    return y, hits
 
 
-def _maxpool_backward(xp: Any, gy: Any, onehot: Any, xshape: tuple, k: int, s: int) -> Any:
+def _maxpool_backward(xp: Any, gy: Any, hits: list, xshape: tuple, k: int, s: int) -> Any:
     n, c, oh, ow = gy.shape
-    gcol = (onehot * gy[:, :, None]).reshape(n, c, k, k, oh, ow)
-    return _col2im(xp, gcol, xshape[2], xshape[3], s, 0)
-
+    g = xp.zeros(xshape, dtype=gy.dtype)
+    for (i, j), hit in zip(((i, j) for i in range(k) for j in range(k)), hits):
+        g[:, :, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s] += gy * hit
+    return g
