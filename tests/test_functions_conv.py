@@ -223,8 +223,9 @@ def test_pooling_dtype_device_and_bad_input(backend):
 
 
 def kept_for_backward(y, *given):
-    """Shapes of the arrays that the graph of ``y`` holds for its backward, other than the
-    arrays of ``given`` (the op's own inputs, which the caller holds anyway)."""
+    """Shapes of the arrays that the graph of ``y`` holds for its backward: every recorded
+    input and what each rule stored, other than the arrays of ``given`` (the op's own inputs,
+    which the caller holds anyway) and the engine's own references to each call's arrays."""
     skip = {id(v.data) for v in given}
     kept, todo, seen = [], [y.creator], set()
     while todo:
@@ -234,7 +235,7 @@ def kept_for_backward(y, *given):
         seen.add(id(f))
         held = list(f.inputs)
         for k, v in vars(f).items():
-            if k not in ("inputs", "outputs"):
+            if k not in ("inputs", "outputs", "_xs", "_ys"):  # the engine's, not the rule's
                 held += v if isinstance(v, (list, tuple)) else [v]
         for v in held:
             a = v.data if isinstance(v, Variable) else v

@@ -311,20 +311,18 @@ def _windows(x: Any, k: tuple, s: tuple, oh: int, ow: int) -> list:
 def _spread(parts: list, shape: tuple, k: tuple, s: tuple, p: tuple) -> Any:
     """Sum arrays (N, C, OH, OW), one per kernel offset, into an image of ``shape`` at the
     window positions they came from (``_windows``'s adjoint); padding is cut off."""
-    xp = xp_of(parts[0])
+    from xgrad.backends import backend_of
+
+    xp, b = xp_of(parts[0]), backend_of(parts[0])
     n, c, h, w = shape
     oh, ow = parts[0].shape[2:]
     (kh, kw), (sy, sx), (ph, pw) = k, s, p
     hp, wp = max(h + 2 * ph, sy * (oh - 1) + kh), max(w + 2 * pw, sx * (ow - 1) + kw)
     img = xp.zeros((n, c, hp, wp), dtype=parts[0].dtype, device=parts[0].device)
     hspan, wspan = sy * (oh - 1) + 1, sx * (ow - 1) + 1
-    overlap = sy < kh or sx < kw
     for (i, j), part in zip(((i, j) for i in range(kh) for j in range(kw)), parts):
         key = (slice(None), slice(None), slice(i, i + hspan, sy), slice(j, j + wspan, sx))
-        if overlap:
-            img[key] += part
-        else:  # disjoint windows: each position is written once
-            img[key] = part
+        img = b.add_at(img, key, part)
     return img[:, :, ph:ph + h, pw:pw + w]
 
 
