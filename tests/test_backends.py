@@ -219,11 +219,11 @@ def test_backend_of_is_cached_per_type():
 
 
 def test_namespace_cache():
-    from xgrad.core import _NAMESPACES, get_namespace
+    from xgrad._array import NAMESPACES, get_namespace
 
     a = np.ones(2)
     xp = get_namespace(a)
-    assert _NAMESPACES[np.ndarray] is xp and hasattr(xp, "permute_dims")
+    assert NAMESPACES[np.ndarray] is xp and hasattr(xp, "permute_dims")
     with pytest.raises(TypeError, match="list"):
         get_namespace([1, 2])
 

@@ -7,7 +7,9 @@ import numbers
 import operator
 from typing import Any
 
-from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
+from xgrad._array import get_namespace, is_array, is_float_dtype, rearray
+from xgrad.backends import backend_of
+from xgrad.core import Variable, _new_variable
 
 
 def describe(v: Any) -> str:
@@ -161,8 +163,6 @@ def host_array(v: Any, like: Any, fname: str, arg: str) -> Any:
         return v
     if v is None or isinstance(v, (str, bytes)):
         raise TypeError(f"{fname}: {arg} must be an array, got {describe(v)}")
-    from xgrad.backends import backend_of  # lazy: the registry imports the function library
-
     try:
         out = backend_of(like).from_host(v, device=like.device)
     except (TypeError, ValueError) as e:
@@ -197,38 +197,6 @@ def require_float(fname: str, x: Any) -> None:
 
 
 xp_of = get_namespace  # the namespace of a raw array (cached per type)
-
-
-def _is_full_slice(k: Any) -> bool:
-    return isinstance(k, slice) and k == slice(None)
-
-
-def _negative_step(key: tuple) -> bool:
-    return any(isinstance(k, slice) and k.step is not None and k.step < 0 for k in key)
-
-
-def _flipped(x: Any, key: tuple) -> Any:
-    """``x[key]`` for a basic key with negative-step slices (not in the standard nor in
-    PyTorch): the same elements by a positive step, then flipped."""
-    key = basic_key(key, x.ndim)
-    pos: list = []
-    flip: list[int] = []
-    axis = out = 0
-    for k in key:
-        if k is None:
-            pos.append(None)
-            out += 1
-            continue
-        if isinstance(k, slice):
-            if k.step is not None and k.step < 0:
-                r = range(*k.indices(x.shape[axis]))
-                k = slice(r[-1], r[0] + 1, -r.step) if len(r) else slice(0, 0)
-                flip.append(out)
-            out += 1
-        pos.append(k)
-        axis += 1
-    y = x[tuple(pos)]
-    return get_namespace(x).flip(y, axis=tuple(flip)) if flip else y
 
 
 def check_bounds(x: Any, key: tuple) -> None:
@@ -268,73 +236,7 @@ def check_bounds(x: Any, key: tuple) -> None:
         axis += 1
 
 
-def gather(x: Any, key: tuple) -> Any:
-    """``x[key]``, written so that every backend can do it: the standard allows an integer
-    index array only beside other integers, so "one index array, full slices elsewhere" (the
-    common ``x[idx]`` / ``x[:, idx]``) becomes ``take`` along that axis; negative-step slices
-    become a flip."""
-    arrays = [i for i, k in enumerate(key) if hasattr(k, "dtype") and "int" in str(k.dtype)]
-    if len(arrays) == 1:
-        i = arrays[0]
-        rest = key[:i] + key[i + 1:]
-        if all(_is_full_slice(k) or (k is Ellipsis and j >= i) for j, k in enumerate(rest)):
-            xp = get_namespace(x)
-            idx = key[i]
-            y = xp.take(x, xp.reshape(idx, (-1,)), axis=i)
-            return xp.reshape(y, tuple(x.shape[:i]) + tuple(idx.shape) + tuple(x.shape[i + 1:]))
-    if _negative_step(key):
-        return _flipped(x, key)
-    return x[key]
-
-
-def basic_key(key: tuple, ndim: int) -> tuple:
-    """A basic key (ints, slices, ``None``, at most one ``...``) with ``...`` spelled out as
-    full slices and trailing full slices added, so it has one entry per axis (plus Nones)."""
-    used = sum(k is not None and k is not Ellipsis for k in key)
-    out: list = []
-    for k in key:
-        if k is Ellipsis:
-            out += [slice(None)] * (ndim - used)
-            used = ndim
-        else:
-            out.append(k)
-    return tuple(out) + (slice(None),) * (ndim - used)
-
-
-def embed(v: Any, key: tuple, shape: tuple) -> Any:
-    """Zeros of ``shape`` holding ``v`` at the basic index ``key``: the inverse of ``x[key]``
-    without item assignment. Each sliced axis is spread with one ``take`` (host-computed
-    positions) and the untouched positions masked out."""
-    xp = get_namespace(v)
-    key = basic_key(key, len(shape))
-    axis_keys = [k for k in key if k is not None]
-    ranges = [range(k % n, k % n + 1) if isinstance(k, int) else range(*k.indices(n))
-              for k, n in zip(axis_keys, shape)]
-    sel: list[int] = []  # the shape of x[key]
-    it = iter(ranges)
-    for k in key:
-        if k is None:
-            sel.append(1)
-        else:
-            r = next(it)
-            if isinstance(k, slice):
-                sel.append(len(r))
-    sel_shape = tuple(sel)
-    if tuple(v.shape) != sel_shape:
-        v = xp.broadcast_to(v, sel_shape)
-    # one axis of v per axis of x: ints become length-1 axes, None axes go away
-    v = xp.reshape(v, tuple(len(r) for r in ranges))
-    dev = v.device
-    mask = None
-    for axis, (r, n) in enumerate(zip(ranges, shape)):
-        if r == range(n):
-            continue
-        pos = {p: i for i, p in enumerate(r)}
-        inv = xp.asarray([pos.get(p, 0) for p in range(n)], device=dev)
-        hit = xp.asarray([p in pos for p in range(n)], device=dev)
-        v = xp.take(v, inv, axis=axis)
-        hit = xp.reshape(hit, (1,) * axis + (n,) + (1,) * (len(shape) - axis - 1))
-        mask = hit if mask is None else xp.logical_and(mask, hit)
-    if mask is None:
-        return v
-    return xp.where(mask, v, xp.zeros((), dtype=v.dtype, device=dev))
+def const(a: Any) -> Variable:
+    """An array a backward rule computed (a 0-d NumPy result included) as a constant Variable:
+    no gradient flows into it."""
+    return _new_variable(rearray(a))

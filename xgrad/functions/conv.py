@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable
 from xgrad.functions._util import (
     _pair,
@@ -92,8 +93,6 @@ def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
 def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
     """Sum patches ``col`` (N, C, KH, KW, OH, OW) back into an (N, C, h, w) image (overlaps
     add up): the adjoint of ``_im2col_array``."""
-    from xgrad.backends import backend_of
-
     xp, b = xp_of(col), backend_of(col)
     n, c, kh, kw, oh, ow = col.shape
     (sy, sx), (ph, pw) = s, p

@@ -11,8 +11,17 @@ import math
 from numbers import Integral, Number, Real
 from typing import Any
 
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import array_data, check_real, describe, require_float, xp_of
+from xgrad.creation import resolve_dtype
+from xgrad.functions._util import (
+    array_data,
+    check_real,
+    const,
+    describe,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.shape import sum_to
 
 
@@ -21,11 +30,6 @@ def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
     if not x.requires_grad:
         return None
     return g if g.shape == x.shape else sum_to(g, x.shape)
-
-
-def _const(a: Any) -> Variable:
-    """A raw array as a constant Variable (no gradient flows into it)."""
-    return Variable._wrap(a, False)
 
 
 # --- arithmetic ---------------------------------------------------------------------------
@@ -165,7 +169,7 @@ class Abs(Function):
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        return gy * _const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
+        return gy * const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
 
 
 # --- exponentials and logarithms ----------------------------------------------------------
@@ -313,7 +317,7 @@ class ReLU(Function):
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]().data
-        return gy * _const(xp_of(y).astype(y > 0, y.dtype))  # subgradient 0 at 0
+        return gy * const(xp_of(y).astype(y > 0, y.dtype))  # subgradient 0 at 0
 
 
 class LeakyReLU(Function):
@@ -328,7 +332,7 @@ class LeakyReLU(Function):
         x = self.inputs[0].data
         xp = xp_of(x)
         slope = self.slope
-        return gy * _const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
+        return gy * const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
 
 
 _GELU_C = math.sqrt(2 / math.pi)
@@ -387,8 +391,8 @@ def _select_grads(inputs: list, gy: Variable, wins: Any) -> tuple:
     xp = xp_of(a)
     dt = gy.dtype
     m0 = xp.astype(wins(a, b), dt) + xp.astype(a == b, dt) * 0.5
-    g0 = _unbroadcast(gy * _const(m0), x0) if x0.requires_grad else None
-    g1 = _unbroadcast(gy * _const(1 - m0), x1) if x1.requires_grad else None
+    g0 = _unbroadcast(gy * const(m0), x0) if x0.requires_grad else None
+    g1 = _unbroadcast(gy * const(1 - m0), x1) if x1.requires_grad else None
     return g0, g1
 
 
@@ -410,7 +414,7 @@ class Clip(Function):
             inside = x <= self.hi if inside is None else xp.logical_and(inside, x <= self.hi)
         if inside is None:
             return gy
-        return gy * _const(xp.astype(inside, x.dtype))
+        return gy * const(xp.astype(inside, x.dtype))
 
 
 class Where(Function):
@@ -423,7 +427,7 @@ class Where(Function):
     def backward(self, gy: Variable) -> tuple:
         cond, x0, x1 = self.inputs
         g = gy.data
-        zero = _const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
+        zero = const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
         g0 = _unbroadcast(where(cond, gy, zero), x0) if x0.requires_grad else None
         g1 = _unbroadcast(where(cond, zero, gy), x1) if x1.requires_grad else None
         return None, g0, g1
@@ -432,9 +436,6 @@ class Where(Function):
 # --- public functions ---------------------------------------------------------------------
 def astype(x: Any, dtype: Any) -> Variable:
     """``x`` cast to ``dtype`` (a dtype of x's backend, or a name such as "float32")."""
-    from xgrad.backends import backend_of
-    from xgrad.creation import resolve_dtype
-
     data = array_data(x, "astype")
     if dtype is None:  # resolve_dtype reads None as "the default"; a cast needs a target
         raise TypeError("astype: dtype must be a dtype or a dtype name such as 'float32', "

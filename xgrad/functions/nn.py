@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad.core import Config, Function, Variable, as_variable, numel
+from xgrad._array import numel
+from xgrad.backends import backend_of
+from xgrad.core import Config, Function, Variable, as_variable
+from xgrad.creation import get_rng
 from xgrad.functions._util import (
     array_data,
     check_int,
     check_probability,
     check_real,
+    const,
     host_array,
     normalize_axis,
     require_float,
@@ -105,8 +109,6 @@ def _check_targets(t: Any, valid: Any, c: int, ignore_label: int | None) -> None
     if valid is not None:
         bad = bad & valid
     if bool(xp.any(bad)):
-        from xgrad.backends import backend_of
-
         b = backend_of(t)
         values = sorted({int(v) for v in b.to_host(t)[b.to_host(bad)]})
         shown = ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
@@ -157,12 +159,12 @@ class SoftmaxCrossEntropy(Function):
             return None, None
         if not Config.enable_backprop:  # first order: arrays saved by forward, one node
             p = self.p if self.valid is None else self.p * self.valid
-            return Variable._wrap((p - self.onehot) * (gy.data / self.count)), None
+            return const((p - self.onehot) * (gy.data / self.count)), None
         # recording a graph of the backward: the softmax as a function of x
         p = softmax(x, axis=1)
         if self.valid is not None:
-            p = p * Variable._wrap(self.valid)
-        return (p - Variable._wrap(self.onehot)) * (gy / self.count), None
+            p = p * const(self.valid)
+        return (p - const(self.onehot)) * (gy / self.count), None
 
 
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
@@ -267,7 +269,7 @@ class Dropout(Function):
         return x * self.mask
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * Variable._wrap(self.mask)
+        return gy * const(self.mask)
 
 
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
@@ -279,9 +281,6 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     x = as_variable(x)
     if not Config.train or dropout_ratio == 0.0:
         return x
-    from xgrad.backends import backend_of
-    from xgrad.creation import get_rng
-
     require_float("dropout", xd)
     xp = xp_of(xd)
     u = get_rng(backend=backend_of(xd), device=xd.device).uniform(tuple(xd.shape), dtype=xd.dtype)
@@ -316,7 +315,7 @@ class Normalize(Function):
             inv_std = pow(mean(xc * xc, axis=axes, keepdims=True) + self.eps, -0.5)
             xhat = xc * inv_std
         else:
-            xhat, inv_std = Variable._wrap(self.xhat), Variable._wrap(self.inv_std)
+            xhat, inv_std = const(self.xhat), const(self.inv_std)
         gx = ggamma = gbeta = None
         if x.requires_grad:
             g = gy * gamma
@@ -418,8 +417,6 @@ def embed_id(x: Any, W: Any) -> Variable:
     xp = xp_of(ids)
     v = Wd.shape[0]
     if bool(xp.any((ids < 0) | (ids >= v))):
-        from xgrad.backends import backend_of
-
         host = backend_of(ids).to_host(ids)
         bad = sorted({int(i) for i in host[(host < 0) | (host >= v)]})[:10]
         raise ValueError(f"embed_id: ids must lie in [0, {v}) for W of shape "

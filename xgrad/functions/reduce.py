@@ -10,6 +10,7 @@ from xgrad.functions._util import (
     check_bool,
     check_int,
     check_real,
+    const,
     normalize_axis,
     require_float,
     xp_of,
@@ -104,7 +105,7 @@ def _argext_weights(f: _Reduction) -> Variable:
     y = f.outputs[0]().data
     xp = xp_of(x)
     hit = xp.astype(x == xp.reshape(y, _keepdims_shape(x.shape, f.axes)), x.dtype)
-    return Variable._wrap(hit / xp.sum(hit, axis=f.axes, keepdims=True), False)
+    return const(hit / xp.sum(hit, axis=f.axes, keepdims=True))
 
 
 class Prod(_Reduction):
@@ -133,11 +134,11 @@ class Prod(_Reduction):
         none = xp.astype(nzeros == 0, dt)
         one = xp.astype(nzeros == 1, dt)
         two = xp.astype(nzeros == 2, dt)
-        x_nz = x * Variable._wrap(1 - zf, False) + Variable._wrap(zf, False)
+        x_nz = x * const(1 - zf) + const(zf)
         p_nz = Prod(self.axes, True)(x_nz)
-        zsum = broadcast_to(Sum(self.axes, True)(x * Variable._wrap(zf, False)), x.shape)
-        z = (Variable._wrap(none + one * zf, False) + Variable._wrap(one * (1 - zf), False) * zsum
-             + Variable._wrap(two * zf, False) * (zsum - x))
+        zsum = broadcast_to(Sum(self.axes, True)(x * const(zf)), x.shape)
+        z = (const(none + one * zf) + const(one * (1 - zf)) * zsum
+             + const(two * zf) * (zsum - x))
         others = (broadcast_to(p_nz, x.shape) / x_nz) * z
         return self._expand(gy) * others
 

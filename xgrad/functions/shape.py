@@ -7,7 +7,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from xgrad.core import Function, Variable, get_namespace, is_array, numel
+from xgrad._array import gather, get_namespace, is_array, numel
+from xgrad.backends import BackendUnavailable, backend_of, resolve_target
+from xgrad.core import Function, Variable, _new_variable
 from xgrad.dtypes import dtype_name
 from xgrad.functions._util import (
     array_data,
@@ -16,7 +18,6 @@ from xgrad.functions._util import (
     check_int,
     check_shape,
     describe,
-    gather,
     normalize_axis,
     xp_of,
 )
@@ -42,7 +43,7 @@ def _sum_to_array(x: Any, shape: tuple) -> Any:
 def _zeros_like_shape(x: Variable, shape: tuple) -> Variable:
     """A constant Variable of zeros with ``x``'s dtype and device."""
     d = x.data
-    return Variable._wrap(xp_of(d).zeros(shape, dtype=d.dtype, device=d.device), False)
+    return _new_variable(xp_of(d).zeros(shape, dtype=d.dtype, device=d.device))
 
 
 # --- reshaping and permuting --------------------------------------------------------------
@@ -266,8 +267,6 @@ class GetItem(Function):
         self.key = key
 
     def forward(self, x: Any) -> Any:
-        from xgrad.backends import backend_of
-
         if not backend_of(x).checks_bounds:  # JAX clamps (or fills NaN) instead of raising
             check_bounds(x, self.key)
         try:
@@ -300,8 +299,6 @@ class GetItemGrad(Function):
         key = self.key
         if len(key) == 1 and _is_mask(key[0]):
             return _unmask(gy, key[0], self.shape)
-        from xgrad.backends import backend_of
-
         if _is_basic(key):
             out = xp_of(gy).zeros(self.shape, dtype=gy.dtype, device=gy.device)
             return backend_of(gy).add_at(out, key, gy)
@@ -327,9 +324,9 @@ class To(Function):
     def __init__(self, backend: Any, device: Any) -> None:
         self.backend, self.device = backend, device
 
-    def forward(self, x: Any) -> Any:
-        from xgrad.backends import backend_of
+    name = "to"
 
+    def forward(self, x: Any) -> Any:
         self.source = backend_of(x)
         self.source_device = x.device
         # a device without the dtype (array_api_strict's no_float64, Apple MPS) either casts
@@ -346,26 +343,11 @@ class To(Function):
     def _no_dtype(self, name: str, device: Any) -> None:
         dev = self.backend.device_spec(device if device is not None else
                                        self.backend.default_device)
-        raise TypeError(f"to: {dev} has no {name}; cast first, e.g. "
+        raise TypeError(f"{dev} has no {name}; cast first, e.g. "
                         f"F.astype(x, 'float32').to({dev!r})")
 
     def backward(self, gy: Variable) -> Variable:
         return To(self.source, self.source_device)(gy)
-
-    def __call__(self, x: Any) -> Any:
-        # The output lives elsewhere than the input, so the usual "same type" fix-up is skipped.
-        from xgrad.core import _enable_backprop
-
-        if not isinstance(x, Variable):
-            x = Variable._wrap(x, False) if is_array(x) else Variable(x)
-        y = Variable._wrap(self.forward(x.data))
-        if _enable_backprop.get() and x.requires_grad:
-            import weakref
-
-            self.generation = x.generation
-            y.creator, y.generation, y.requires_grad = self, x.generation + 1, True
-            self.inputs, self.outputs = [x], [weakref.ref(y)]
-        return y
 
 
 # --- public functions ---------------------------------------------------------------------
@@ -533,8 +515,6 @@ def to(x: Any, target: Any) -> Variable:
     """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend).
     The dtype never changes: a target device that lacks ``x``'s dtype (float64 on
     ``"array_api_strict:no_float64"``) raises a TypeError; cast first with ``astype``."""
-    from xgrad.backends import BackendUnavailable, resolve_target
-
     try:
         backend, device = resolve_target(target)
     except (ValueError, TypeError, BackendUnavailable) as e:
