@@ -12,6 +12,12 @@ from xgrad.backends import backend_of
 from xgrad.core import Variable, _new_variable
 
 
+def _at(fname: str | None) -> str:
+    """The head of an error message: ``"fname: "``, or nothing inside a forward (the engine
+    prefixes those errors with the Function's public name)."""
+    return f"{fname}: " if fname else ""
+
+
 def describe(v: Any) -> str:
     """A short description of a bad argument for an error message: its type and value (arrays
     and Variables by shape and dtype)."""
@@ -42,9 +48,9 @@ def check_int(v: Any, fname: str, arg: str, minimum: int | None = None) -> int:
     """``v`` as an int (a bool, a float or an array is refused), at least ``minimum``."""
     i = _as_int(v)
     if i is None:
-        raise TypeError(f"{fname}: {arg} must be an int, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must be an int, got {describe(v)}")
     if minimum is not None and i < minimum:
-        raise ValueError(f"{fname}: {arg} must be >= {minimum}, got {i}")
+        raise ValueError(f"{_at(fname)}{arg} must be >= {minimum}, got {i}")
     return i
 
 
@@ -69,15 +75,15 @@ def check_shape(shape: Any, fname: str, arg: str = "shape", unknown: bool = Fals
         shape = (shape,)
     elif isinstance(shape, Variable) or is_array(shape) or isinstance(shape, (str, bytes)) or \
             not isinstance(shape, (tuple, list)) and not hasattr(shape, "__iter__"):
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(shape)}")
     out = tuple(_as_int(s) for s in shape)
     if any(s is None for s in out):
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(shape)}")
     low = -1 if unknown else 0
     if any(s < low for s in out):
-        raise ValueError(f"{fname}: {arg} entries must be >= {low}, got {out}")
+        raise ValueError(f"{_at(fname)}{arg} entries must be >= {low}, got {out}")
     return out
 
 
@@ -87,7 +93,7 @@ def check_bool(v: Any, fname: str, arg: str) -> bool:
         return v
     if type(v).__name__.startswith("bool") and not is_array(v):  # numpy.bool
         return bool(v)
-    raise TypeError(f"{fname}: {arg} must be True or False, got {describe(v)}")
+    raise TypeError(f"{_at(fname)}{arg} must be True or False, got {describe(v)}")
 
 
 def check_real(v: Any, fname: str, arg: str, minimum: float | None = None,
@@ -98,16 +104,16 @@ def check_real(v: Any, fname: str, arg: str, minimum: float | None = None,
         f = float(v)
     elif isinstance(v, (bool, str, bytes)) or isinstance(v, Variable) or is_array(v) or \
             type(v).__name__.startswith("bool") or not isinstance(v, numbers.Real):
-        raise TypeError(f"{fname}: {arg} must be a real number, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must be a real number, got {describe(v)}")
     else:
         f = float(v)
     if not math.isfinite(f):
-        raise ValueError(f"{fname}: {arg} must be a finite number, got {f}")
+        raise ValueError(f"{_at(fname)}{arg} must be a finite number, got {f}")
     if minimum is not None and f < minimum or below is not None and f >= below:
         lo = "" if minimum is None else f"[{minimum:g}"
         hi = "" if below is None else f"{below:g})"
         bounds = f"in {lo}, {hi}" if lo and hi else f">= {minimum}" if lo else f"< {below}"
-        raise ValueError(f"{fname}: {arg} must be {bounds}, got {v!r}")
+        raise ValueError(f"{_at(fname)}{arg} must be {bounds}, got {v!r}")
     return f
 
 
@@ -120,14 +126,14 @@ def check_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> int:
     """One axis ``axis`` (an int in [-ndim, ndim)) as a non-negative int."""
     a = _as_int(axis)
     if a is None:
-        raise TypeError(f"{fname}: {arg} must be an int, got {describe(axis)}")
+        raise TypeError(f"{_at(fname)}{arg} must be an int, got {describe(axis)}")
     if not -ndim <= a < ndim:
-        raise ValueError(f"{fname}: {arg} {a} is out of range for an array of {ndim} "
+        raise ValueError(f"{_at(fname)}{arg} {a} is out of range for an array of {ndim} "
                          f"dimensions")
     return a % ndim
 
 
-def normalize_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> tuple:
+def normalize_axis(axis: Any, ndim: int, fname: str | None, arg: str = "axis") -> tuple:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints, checked against
     ``ndim``; an out-of-range axis raises an error naming ``fname``."""
     if axis is None:
@@ -137,20 +143,20 @@ def normalize_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> tuple
     elif isinstance(axis, (tuple, list)):
         axes = tuple(axis)
     else:
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(axis)}")
     out = []
     for a in axes:
         i = _as_int(a)
         if i is None:
-            raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+            raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                             f"{describe(axis)}")
         if not -ndim <= i < ndim:
-            raise ValueError(f"{fname}: {arg} {i} is out of range for an array of {ndim} "
+            raise ValueError(f"{_at(fname)}{arg} {i} is out of range for an array of {ndim} "
                              f"dimensions")
         out.append(i % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{fname}: repeated {arg} in {axis!r}")
+        raise ValueError(f"{_at(fname)}repeated {arg} in {axis!r}")
     return tuple(sorted(out))
 
 
@@ -162,18 +168,18 @@ def host_array(v: Any, like: Any, fname: str, arg: str) -> Any:
     if is_array(v):
         return v
     if v is None or isinstance(v, (str, bytes)):
-        raise TypeError(f"{fname}: {arg} must be an array, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must be an array, got {describe(v)}")
     try:
         out = backend_of(like).from_host(v, device=like.device)
     except (TypeError, ValueError) as e:
-        raise type(e)(f"{fname}: {arg} must be an array or nested lists of numbers, got "
+        raise type(e)(f"{_at(fname)}{arg} must be an array or nested lists of numbers, got "
                       f"{describe(v)} ({e})") from e
     try:
         numeric = get_namespace(out).isdtype(out.dtype, ("bool", "numeric"))
     except (TypeError, ValueError):  # strings, objects
         numeric = False
     if not numeric:
-        raise TypeError(f"{fname}: {arg} must hold numbers, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must hold numbers, got {describe(v)}")
     return out
 
 
@@ -184,14 +190,14 @@ def array_data(x: Any, fname: str) -> Any:
         return x.data
     if is_array(x):
         return x
-    raise TypeError(f"{fname}: expected a Variable or an array, got "
+    raise TypeError(f"{_at(fname)}expected a Variable or an array, got "
                     f"{type(x).__module__}.{type(x).__qualname__}")
 
 
-def require_float(fname: str, x: Any) -> None:
+def require_float(fname: str | None, x: Any) -> None:
     """Differentiable math needs floating-point input; say so instead of computing garbage."""
     if not is_float_dtype(x):
-        raise TypeError(f"{fname}: expected a floating-point array, got dtype {x.dtype} "
+        raise TypeError(f"{_at(fname)}expected a floating-point array, got dtype {x.dtype} "
                         f"(shape {tuple(x.shape)}); cast it first, e.g. "
                         f"xgrad.asarray(x, dtype=xgrad.float32)")
 

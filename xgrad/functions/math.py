@@ -144,8 +144,10 @@ class Pow(Function):
 
 
 class Square(Function):
+    name = "square"
+
     def forward(self, x: Any) -> Any:
-        require_float("square", x)
+        require_float(None, x)
         return x * x
 
     def backward(self, gy: Variable) -> Variable:
@@ -154,8 +156,10 @@ class Square(Function):
 
 
 class Sqrt(Function):
+    name = "sqrt"
+
     def forward(self, x: Any) -> Any:
-        require_float("sqrt", x)
+        require_float(None, x)
         return xp_of(x).sqrt(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -174,8 +178,10 @@ class Abs(Function):
 
 # --- exponentials and logarithms ----------------------------------------------------------
 class Exp(Function):
+    name = "exp"
+
     def forward(self, x: Any) -> Any:
-        require_float("exp", x)
+        require_float(None, x)
         return xp_of(x).exp(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -183,8 +189,10 @@ class Exp(Function):
 
 
 class Expm1(Function):
+    name = "expm1"
+
     def forward(self, x: Any) -> Any:
-        require_float("expm1", x)
+        require_float(None, x)
         return xp_of(x).expm1(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -192,8 +200,10 @@ class Expm1(Function):
 
 
 class Log(Function):
+    name = "log"
+
     def forward(self, x: Any) -> Any:
-        require_float("log", x)
+        require_float(None, x)
         return xp_of(x).log(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -201,8 +211,10 @@ class Log(Function):
 
 
 class Log1p(Function):
+    name = "log1p"
+
     def forward(self, x: Any) -> Any:
-        require_float("log1p", x)
+        require_float(None, x)
         return xp_of(x).log1p(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -211,8 +223,10 @@ class Log1p(Function):
 
 # --- trigonometric and hyperbolic ---------------------------------------------------------
 class Sin(Function):
+    name = "sin"
+
     def forward(self, x: Any) -> Any:
-        require_float("sin", x)
+        require_float(None, x)
         return xp_of(x).sin(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -232,8 +246,10 @@ class SinGrad(Function):
 
 
 class Cos(Function):
+    name = "cos"
+
     def forward(self, x: Any) -> Any:
-        require_float("cos", x)
+        require_float(None, x)
         return xp_of(x).cos(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -253,8 +269,10 @@ class CosGrad(Function):
 
 
 class Tan(Function):
+    name = "tan"
+
     def forward(self, x: Any) -> Any:
-        require_float("tan", x)
+        require_float(None, x)
         return xp_of(x).tan(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -263,8 +281,10 @@ class Tan(Function):
 
 
 class Tanh(Function):
+    name = "tanh"
+
     def forward(self, x: Any) -> Any:
-        require_float("tanh", x)
+        require_float(None, x)
         return xp_of(x).tanh(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -285,8 +305,10 @@ class TanhGrad(Function):
 
 # --- activations --------------------------------------------------------------------------
 class Sigmoid(Function):
+    name = "sigmoid"
+
     def forward(self, x: Any) -> Any:
-        require_float("sigmoid", x)
+        require_float(None, x)
         xp = xp_of(x)
         # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
         # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
@@ -311,8 +333,10 @@ class SigmoidGrad(Function):
 
 
 class ReLU(Function):
+    name = "relu"
+
     def forward(self, x: Any) -> Any:
-        require_float("relu", x)
+        require_float(None, x)
         return xp_of(x).maximum(x, 0.0)
 
     def backward(self, gy: Variable) -> Variable:
@@ -321,11 +345,13 @@ class ReLU(Function):
 
 
 class LeakyReLU(Function):
+    name = "leaky_relu"
+
     def __init__(self, slope: float) -> None:
         self.slope = slope
 
     def forward(self, x: Any) -> Any:
-        require_float("leaky_relu", x)
+        require_float(None, x)
         return xp_of(x).where(x > 0, x, x * self.slope)
 
     def backward(self, gy: Variable) -> Variable:
@@ -342,8 +368,10 @@ _GELU_A = 0.044715
 class GELU(Function):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
 
+    name = "gelu"
+
     def forward(self, x: Any) -> Any:
-        require_float("gelu", x)
+        require_float(None, x)
         t = xp_of(x).tanh((x + _GELU_A * (x * x * x)) * _GELU_C)
         return (t + 1) * x * 0.5
 
@@ -357,8 +385,10 @@ class GELU(Function):
 
 
 class Softplus(Function):
+    name = "softplus"
+
     def forward(self, x: Any) -> Any:
-        require_float("softplus", x)
+        require_float(None, x)
         xp = xp_of(x)
         # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive
         return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
@@ -397,11 +427,13 @@ def _select_grads(inputs: list, gy: Variable, wins: Any) -> tuple:
 
 
 class Clip(Function):
+    name = "clip"
+
     def __init__(self, lo: float | None, hi: float | None) -> None:
         self.lo, self.hi = lo, hi
 
     def forward(self, x: Any) -> Any:
-        require_float("clip", x)
+        require_float(None, x)
         return xp_of(x).clip(x, min=self.lo, max=self.hi)
 
     def backward(self, gy: Variable) -> Variable:
@@ -418,10 +450,12 @@ class Clip(Function):
 
 
 class Where(Function):
+    name = "where"
+
     def forward(self, cond: Any, x0: Any, x1: Any) -> Any:
         xp = xp_of(cond)
         if not xp.isdtype(cond.dtype, "bool"):
-            raise TypeError(f"where: the condition must be a bool array, got dtype {cond.dtype}")
+            raise TypeError(f"the condition must be a bool array, got dtype {cond.dtype}")
         return xp.where(cond, x0, x1)
 
     def backward(self, gy: Variable) -> tuple:

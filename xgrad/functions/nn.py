@@ -55,13 +55,15 @@ def _logsumexp(x: Any, axes: tuple) -> Any:
 class Softmax(Function):
     """Softmax along axes; backward from the output y: y * (gy - sum(y * gy))."""
 
+    name = "softmax"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        require_float("softmax", x)
+        require_float(None, x)
         xp = xp_of(x)
-        self.axes = normalize_axis(self.axis, x.ndim, "softmax")
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
         return y / xp.sum(y, axis=self.axes, keepdims=True)
 
@@ -74,12 +76,14 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """x - logsumexp(x) along axes; backward: gy - softmax * sum(gy)."""
 
+    name = "log_softmax"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        require_float("log_softmax", x)
-        self.axes = normalize_axis(self.axis, x.ndim, "log_softmax")
+        require_float(None, x)
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         return x - _logsumexp(x, self.axes)
 
     def backward(self, gy: Variable) -> Variable:
@@ -113,20 +117,22 @@ def _check_targets(t: Any, valid: Any, c: int, ignore_label: int | None) -> None
         values = sorted({int(v) for v in b.to_host(t)[b.to_host(bad)]})
         shown = ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
         also = f" or ignore_label={ignore_label}" if ignore_label is not None else ""
-        raise ValueError(f"softmax_cross_entropy: targets must lie in [0, {c}) for {c} classes"
+        raise ValueError(f"targets must lie in [0, {c}) for {c} classes"
                          f"{also}; got {shown}")
 
 
 class SoftmaxCrossEntropy(Function):
     """Fused log-softmax + negative log-likelihood, mean over the counted rows."""
 
+    name = "softmax_cross_entropy"
+
     def __init__(self, ignore_label: int | None) -> None:
         self.ignore_label = ignore_label
 
     def forward(self, x: Any, t: Any) -> Any:
-        require_float("softmax_cross_entropy", x)
+        require_float(None, x)
         if x.ndim != 2 or t.ndim != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"softmax_cross_entropy: expected scores (N, C) and targets (N,), "
+            raise ValueError(f"expected scores (N, C) and targets (N,), "
                              f"got shapes {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
         n, c = x.shape
@@ -180,10 +186,12 @@ def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Va
 class SigmoidCrossEntropy(Function):
     """Binary cross entropy from logits, mean over all elements."""
 
+    name = "sigmoid_cross_entropy"
+
     def forward(self, x: Any, t: Any) -> Any:
-        require_float("sigmoid_cross_entropy", x)
+        require_float(None, x)
         if tuple(t.shape) != tuple(x.shape):
-            raise ValueError(f"sigmoid_cross_entropy: scores and targets must have the same "
+            raise ValueError(f"scores and targets must have the same "
                              f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
         # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
@@ -219,11 +227,13 @@ def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
 class MeanSquaredError(Function):
     """mean((x0 - x1) ** 2) in one node."""
 
+    name = "mean_squared_error"
+
     def forward(self, x0: Any, x1: Any) -> Any:
         if tuple(x0.shape) != tuple(x1.shape):
-            raise ValueError(f"mean_squared_error: shapes {tuple(x0.shape)} and "
+            raise ValueError(f"shapes {tuple(x0.shape)} and "
                              f"{tuple(x1.shape)} differ (broadcasting here is usually a bug)")
-        require_float("mean_squared_error", x0)
+        require_float(None, x0)
         d = x0 - x1
         return xp_of(d).sum(d * d) / numel(d)
 

@@ -40,7 +40,7 @@ class _Reduction(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def _axes(self, x: Any) -> tuple:
-        self.axes = normalize_axis(self.axis, x.ndim, self.name)
+        self.axes = normalize_axis(self.axis, x.ndim, None)  # in forward: the engine names it
         return self.axes
 
     def _nonempty_axes(self, x: Any) -> tuple:
@@ -71,7 +71,7 @@ class Mean(_Reduction):
     name = "mean"
 
     def forward(self, x: Any) -> Any:
-        require_float("mean", x)
+        require_float(None, x)
         return xp_of(x).mean(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
@@ -112,7 +112,7 @@ class Prod(_Reduction):
     name = "prod"
 
     def forward(self, x: Any) -> Any:
-        require_float("prod", x)
+        require_float(None, x)
         return xp_of(x).prod(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
@@ -147,7 +147,7 @@ class LogSumExp(_Reduction):
     name = "logsumexp"
 
     def forward(self, x: Any) -> Any:
-        require_float("logsumexp", x)
+        require_float(None, x)
         xp = xp_of(x)
         axes = self._nonempty_axes(x)
         m = xp.max(x, axis=axes, keepdims=True)
@@ -176,7 +176,7 @@ class Var(_Reduction):
         self.correction = correction
 
     def forward(self, x: Any) -> Any:
-        require_float(self.name, x)
+        require_float(None, x)
         axes = self._axes(x)
         return xp_of(x).var(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
 
@@ -199,7 +199,7 @@ class Std(Var):
     name = "std"
 
     def forward(self, x: Any) -> Any:
-        require_float(self.name, x)
+        require_float(None, x)
         axes = self._axes(x)
         xp = xp_of(x)
         # the square root of var: PyTorch's std() refuses a fractional correction, var() takes it
@@ -219,16 +219,18 @@ class Std(Var):
 
 
 class CumulativeSum(Function):
+    name = "cumulative_sum"
+
     def __init__(self, axis: int | None, include_initial: bool) -> None:
         self.axis, self.include_initial = axis, include_initial
 
     def forward(self, x: Any) -> Any:
         if self.axis is None:
             if x.ndim != 1:
-                raise ValueError(f"cumulative_sum: axis is required for an input of shape "
+                raise ValueError(f"axis is required for an input of shape "
                                  f"{tuple(x.shape)}")
             self.axis = 0
-        self.axis = normalize_axis(self.axis, x.ndim, "cumulative_sum")[0]
+        self.axis = normalize_axis(self.axis, x.ndim, None)[0]
         return xp_of(x).cumulative_sum(x, axis=self.axis, include_initial=self.include_initial)
 
     def backward(self, gy: Variable) -> Variable:

@@ -62,8 +62,10 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    def __init__(self, axes: tuple | None) -> None:
-        self.axes = axes
+    name = "permute_dims"
+
+    def __init__(self, axes: tuple | None, name: str = "permute_dims") -> None:
+        self.axes, self.name = axes, name  # transpose() and permute_dims() both build one
 
     def forward(self, x: Any) -> Any:
         n = x.ndim
@@ -72,7 +74,7 @@ class Transpose(Function):
         else:
             axes = tuple(a + n if isinstance(a, int) and -n <= a < 0 else a for a in self.axes)
             if sorted(axes) != list(range(n)):
-                raise ValueError(f"permute_dims: axes {self.axes} are not a permutation of the "
+                raise ValueError(f"axes {self.axes} are not a permutation of the "
                                  f"{n} dimensions of shape {tuple(x.shape)}")
             self.axes = axes
         return xp_of(x).permute_dims(x, self.axes)
@@ -83,9 +85,11 @@ class Transpose(Function):
 
 
 class MatrixTranspose(Function):
+    name = "matrix_transpose"
+
     def forward(self, x: Any) -> Any:
         if x.ndim < 2:
-            raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape "
+            raise ValueError(f"needs at least 2 dimensions, got shape "
                              f"{tuple(x.shape)}")
         return xp_of(x).matrix_transpose(x)
 
@@ -94,11 +98,13 @@ class MatrixTranspose(Function):
 
 
 class Flip(Function):
+    name = "flip"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        self.axes = normalize_axis(self.axis, x.ndim, "flip")
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         return xp_of(x).flip(x, axis=self.axes)
 
     def backward(self, gy: Variable) -> Variable:
@@ -135,16 +141,18 @@ def _fill(gys: tuple, like: Variable, shapes: list) -> list:
 
 
 class Concat(Function):
+    name = "concat"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
         shapes = [tuple(x.shape) for x in xs]
         x0 = shapes[0]
-        axis = normalize_axis(self.axis, len(x0), "concat")[0]
+        axis = normalize_axis(self.axis, len(x0), None)[0]
         for s in shapes[1:]:
             if len(s) != len(x0) or s[:axis] + s[axis + 1:] != x0[:axis] + x0[axis + 1:]:
-                raise ValueError(f"concat: shapes {', '.join(map(str, shapes))} must agree "
+                raise ValueError(f"shapes {', '.join(map(str, shapes))} must agree "
                                  f"except along axis {self.axis}")
         self.axis = axis
         return xp_of(xs[0]).concat(list(xs), axis=axis)
@@ -175,14 +183,16 @@ class Split(Function):
 
 
 class Stack(Function):
+    name = "stack"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
         shapes = [tuple(x.shape) for x in xs]
         if any(s != shapes[0] for s in shapes):
-            raise ValueError(f"stack: shapes {', '.join(map(str, shapes))} must be equal")
-        self.axis = normalize_axis(self.axis, len(shapes[0]) + 1, "stack")[0]
+            raise ValueError(f"shapes {', '.join(map(str, shapes))} must be equal")
+        self.axis = normalize_axis(self.axis, len(shapes[0]) + 1, None)[0]
         return xp_of(xs[0]).stack(list(xs), axis=self.axis)
 
     def backward(self, gy: Variable) -> tuple:
@@ -191,11 +201,13 @@ class Stack(Function):
 
 
 class Unstack(Function):
+    name = "unstack"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> tuple:
-        self.axis = axis = normalize_axis(self.axis, x.ndim, "unstack")[0]
+        self.axis = axis = normalize_axis(self.axis, x.ndim, None)[0]
         head = (slice(None),) * axis
         ys = tuple(x[head + (i, ...)] for i in range(x.shape[axis]))
         self.shape = tuple(x.shape[:axis]) + tuple(x.shape[axis + 1:])
@@ -263,6 +275,8 @@ def _unmask(gy: Any, mask: Any, shape: tuple) -> Any:
 
 
 class GetItem(Function):
+    name = "get_item"
+
     def __init__(self, key: Any) -> None:
         self.key = key
 
@@ -276,7 +290,7 @@ class GetItem(Function):
             raise
         if any(d is None or d != d for d in y.shape):  # None (the standard) or NaN (dask)
             raise ValueError(
-                f"get_item: indexing a {type(x).__module__}.{type(x).__name__} of shape "
+                f"indexing a {type(x).__module__}.{type(x).__name__} of shape "
                 f"{tuple(x.shape)} with a boolean mask gives a shape that depends on the data "
                 f"({tuple(y.shape)}), which this lazy array library does not know before "
                 f"computing; use where(mask, x, 0) to keep the shape, or index data of an eager "
@@ -361,7 +375,7 @@ def reshape(x: Any, shape: tuple) -> Variable:
 
 def transpose(x: Any, axes: tuple | None = None) -> Variable:
     """Permute the dimensions (reverse them when ``axes`` is None); DeZero's name."""
-    return Transpose(None if axes is None else _axes(x, axes, "transpose"))(x)
+    return Transpose(None if axes is None else _axes(x, axes, "transpose"), "transpose")(x)
 
 
 def permute_dims(x: Any, axes: tuple) -> Variable:
