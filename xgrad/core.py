@@ -559,14 +559,12 @@ class Function:
     name unless a subclass sets one, e.g. ``name = "permute_dims"``); forwards raise without it.
     """
 
+    # What _record() keeps, in slots: a call whose Function holds no parameters of its own
+    # (Sin, Mul, ...) allocates no per-op __dict__. _xs, _ys: the arrays the forward saw, the
+    # inputs' (a tuple) and the outputs' (the array of a single output, else a tuple), checked
+    # at backward against the Variables' current .data.
+    __slots__ = ("inputs", "outputs", "generation", "_xs", "_ys", "__weakref__")
     name: str = "Function"
-    inputs: tuple
-    outputs: tuple
-    generation: int
-    # The arrays the forward saw: inputs' (a sequence) and outputs' (the array of a single
-    # output, else a tuple); checked at backward against the Variables' current .data.
-    _xs: Any = None
-    _ys: Any = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -706,13 +704,13 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
             refs = f.outputs
             inputs = f.inputs
             xs = f._xs
-            if len(refs) == 1:
+            if len(refs) == 1:  # B3 for one output
                 y = refs[0]()
                 gy = y._pgrad
                 y._pgrad = None
                 # Stale data: an input's or the output's .data reassigned since the forward.
-                if xs is not None and (y._data is not f._ys or inputs[0]._data is not xs[0] or (
-                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2))):
+                if y._data is not f._ys or inputs[0]._data is not xs[0] or (
+                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2)):
                     _check_saved(f, [y])
                 if retain_grad:
                     _accumulate(y, gy, create_graph, handed)
@@ -729,8 +727,7 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
                     gys.append(g)
                 if all(g is None for g in gys):
                     continue
-                if xs is not None:
-                    _check_saved(f, outputs)
+                _check_saved(f, outputs)
                 gxs = f.backward(*gys)
             if not isinstance(gxs, tuple):  # B3: the rule's gradients, one per input
                 gxs = (gxs,)
