@@ -11,6 +11,7 @@ import math
 from numbers import Integral, Number, Real
 from typing import Any
 
+from xgrad._array import rearray
 from xgrad.backends import backend_of
 from xgrad.core import Function, Variable, get_namespace, is_array
 from xgrad.creation import resolve_dtype
@@ -126,7 +127,7 @@ class Pow(Function):
         if x0.requires_grad:
             # x1 * x0**(x1 - 1) is 0 * inf at x0 = x1 = 0: where x1 == 0 the derivative is 0
             # (x0**0 is constant); the base is made 1 there too, so no inf enters the graph
-            flat = xp.asarray(b == 0)  # (0-d NumPy comparisons give a scalar)
+            flat = rearray(b == 0, b)
             if bool(xp.any(flat)):
                 g0 = where(flat, 0.0, gy * x1 * where(flat, 1.0, x0) ** (x1 - 1))
             else:
@@ -136,7 +137,7 @@ class Pow(Function):
             # d/dx1 x0**x1 = log(x0) x0**x1, 0 * -inf at x0 = 0: where x0 == 0 and x1 >= 0
             # the derivative is 0, as in PyTorch (log's argument made 1 there)
             arg = x0
-            flat = xp.asarray((a == 0) & (b >= 0))
+            flat = rearray((a == 0) & (b >= 0), a)
             if bool(xp.any(flat)):
                 arg = where(flat, 1.0, x0)
             g1 = _unbroadcast(gy * y * log(arg), x1)

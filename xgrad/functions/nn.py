@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad._array import numel
+from xgrad._array import numel, rearray
 from xgrad.backends import backend_of
 from xgrad.core import Config, Function, Variable, as_variable
 from xgrad.creation import get_rng
@@ -263,7 +263,7 @@ def accuracy(y: Any, t: Any) -> Variable:
         raise ValueError(f"accuracy: {numel(pred)} predictions from scores {tuple(yd.shape)} but "
                          f"{numel(td)} targets {tuple(td.shape)}")
     hit = xp.reshape(pred, td.shape) == td
-    return as_variable(xp.asarray(xp.mean(xp.astype(hit, yd.dtype))))
+    return as_variable(rearray(xp.mean(xp.astype(hit, yd.dtype)), yd))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xgrad._array import rearray
 from xgrad.core import Function, Variable
 from xgrad.functions._util import (
     check_bool,
@@ -161,7 +162,7 @@ class LogSumExp(_Reduction):
         y = self._expand(self.outputs[0]())
         yd = y.data
         xp = xp_of(yd)
-        empty = xp.asarray(yd == -math.inf)  # (0-d NumPy comparisons give a scalar)
+        empty = rearray(yd == -math.inf, yd)
         if bool(xp.any(empty)):  # an all -inf slice: its softmax is 0, not -inf - -inf
             y = where(empty, 0.0, y)
         # a slice holding +inf: exp(x - inf) is 0 for its finite entries, NaN for the inf ones
@@ -212,7 +213,7 @@ class Std(Var):
         d, dof = self._centered()
         s = self._expand(self.outputs[0]())
         xp = xp_of(s.data)
-        flat = xp.asarray(s.data == 0)  # (0-d NumPy comparisons give a scalar)
+        flat = rearray(s.data == 0, s.data)
         if not bool(xp.any(flat)):
             return self._expand(gy) * d / (s * dof)
         return where(flat, 0.0, self._expand(gy) * d / (where(flat, 1.0, s) * dof))
