@@ -629,4 +629,4 @@ with xgrad.use_backend("jax"):
         and "jax_enable_x64" in out[0]
     assert out[1] == "float32 float32 True"
     assert out[2] == "jax:cpu:0"
-    assert out[3].startswith("IndexError: GetItem: index 5 is out of bounds")
+    assert out[3].startswith("IndexError: get_item: index 5 is out of bounds")
