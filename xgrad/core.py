@@ -533,8 +533,10 @@ def _to_inputs(fn: Any, inputs: tuple) -> tuple:
             dtype = _scalar_dtype(a, ref)
             try:
                 arr = backend_of(ref).scalar(a, dtype, device_of(ref))
-            except (OverflowError, ValueError, TypeError) as e:  # 1000 next to an int8 array
-                kind = OverflowError if isinstance(e, OverflowError) else type(e)
+            except (OverflowError, ValueError, TypeError, RuntimeError) as e:  # 1000 by int8
+                # PyTorch raises RuntimeError: ValueError, as in _forward_error
+                kind = OverflowError if isinstance(e, OverflowError) else \
+                    ValueError if type(e) is RuntimeError else type(e)
                 raise kind(f"{fn.name}: input {i}, the Python scalar {a!r}, does not fit the "
                            f"dtype {ref.dtype} of the array beside it ({e})") from e
             out.append(_new_variable(arr))
