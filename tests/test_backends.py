@@ -219,11 +219,11 @@ def test_backend_of_is_cached_per_type():
 
 
 def test_namespace_cache():
-    from xgrad.core import _NAMESPACES, get_namespace
+    from xgrad._array import NAMESPACES, get_namespace
 
     a = np.ones(2)
     xp = get_namespace(a)
-    assert _NAMESPACES[np.ndarray] is xp and hasattr(xp, "permute_dims")
+    assert NAMESPACES[np.ndarray] is xp and hasattr(xp, "permute_dims")
     with pytest.raises(TypeError, match="list"):
         get_namespace([1, 2])
 
@@ -629,4 +629,4 @@ with xgrad.use_backend("jax"):
         and "jax_enable_x64" in out[0]
     assert out[1] == "float32 float32 True"
     assert out[2] == "jax:cpu:0"
-    assert out[3].startswith("IndexError: GetItem: index 5 is out of bounds")
+    assert out[3].startswith("IndexError: get_item: index 5 is out of bounds")

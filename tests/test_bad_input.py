@@ -266,7 +266,7 @@ SHAPES = [
     Bad("permute_dims: too few axes", F.permute_dims, lambda e: (e.f(2, 3), (1,)), ValueError,
         r"axes \(1,\) are not a permutation"),
     Bad("matrix_transpose: 1-d", F.matrix_transpose, lambda e: (e.f(3),), ValueError,
-        r"matrix_transpose needs at least 2 dimensions.*\(3,\)"),
+        r"^matrix_transpose: needs at least 2 dimensions.*\(3,\)"),
     Bad("sum: axis out of range", lambda x: F.sum(x, axis=5), lambda e: (e.f(2, 3),),
         ValueError, r"sum: axis 5 is out of range for an array of 2 dimensions"),
     Bad("sum: axis of the wrong type", lambda x: F.sum(x, axis="a"), lambda e: (e.f(2, 3),),
@@ -282,11 +282,11 @@ SHAPES = [
     Bad("cumulative_sum: 2-d without axis", F.cumulative_sum, lambda e: (e.f(2, 3),),
         ValueError, r"cumulative_sum: axis is required.*\(2, 3\)"),
     Bad("get_item: index out of bounds", lambda x: x[5], lambda e: (e.f(2, 3),), IndexError,
-        r"^GetItem: .*5.*\(2, 3\)"),
+        r"^get_item: .*5.*\(2, 3\)"),
     Bad("get_item: float index", lambda x: x[1.5], lambda e: (e.f(2, 3),), IndexError,
-        r"^GetItem: "),
+        r"^get_item: "),
     Bad("get_item: index array out of bounds", lambda x: x[[0, 7]], lambda e: (e.f(2, 3),),
-        IndexError, r"^GetItem: .*7"),
+        IndexError, r"^get_item: .*7"),
     Bad("take: float indices", lambda x: F.take(x, x, axis=1), lambda e: (e.f(2, 3),),
         TypeError, r"take: indices must be an integer array, got \S*float32"),
     Bad("take: axis out of range", lambda x: F.take(x, [0], axis=4), lambda e: (e.f(2, 3),),
@@ -877,8 +877,6 @@ def test_variable_and_creation_refuse(row):
     run_bad(row, Env())
 
 
-@pytest.mark.xfail(strict=True, reason="the engine turns a Python scalar into a 0-d array "
-                   "before its forward error handling, so NumPy's OverflowError names nothing")
 @pytest.mark.parametrize("scalar", [1000, -1000, 2**70])
 def test_python_scalar_out_of_the_dtype_range_names_the_function(backend, scalar):
     x = Variable(backend.asarray(np.ones(2), dtype="int8"))

@@ -1,23 +1,57 @@
 """The engine: Variable, Parameter, Function, backward, and the config switches.
 
-Read top to bottom: how arrays are recognised, the config (a ContextVar per switch), Variable,
-Function (forward on raw arrays, backward on Variables), then the iterative backward pass.
+The reference algorithm (DeZero's), which the code below computes with its fast paths unrolled:
+
+    def Function.__call__(self, *inputs):
+        inputs = [as_variable(x) for x in inputs]               # step C1
+        ys = self.forward(*[x.data for x in inputs])            # step C2
+        outputs = [Variable(y) for y in as_tuple(ys)]           # step C3
+        if Config.enable_backprop:                              # step C4: _record()
+            self.generation = max(x.generation for x in inputs)
+            for y in outputs:
+                y.creator, y.generation = self, self.generation + 1
+            self.inputs, self.outputs = inputs, [weakref.ref(y) for y in outputs]
+        return outputs if len(outputs) > 1 else outputs[0]
+
+    def Variable.backward(self):
+        self.grad = ones_like(self.data)                        # step B1
+        funcs = [self.creator]                                  # step B2: newest generation first
+        while funcs:
+            f = funcs.pop()
+            gxs = f.backward(*[y().grad for y in f.outputs])    # step B3
+            for x, gx in zip(f.inputs, as_tuple(gxs)):          # step B4
+                x.grad = gx if x.grad is None else x.grad + gx  # out of place
+                if x.creator is not None and x.creator not in funcs:
+                    funcs.append(x.creator)                     # step B5
+
+Each fast path below names the step it unrolls. Beyond the reference: inputs that need no
+gradient are not recorded, scalars stay weak (the other operand's dtype), inputs must share
+namespace and device, intermediate gradients are freed as the pass goes, the queue is a heap,
+a gradient is checked against its input, and data reassigned since the forward is an error.
 Nothing here is backend-specific: every array operation goes through the array's own namespace.
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
 import heapq
-import inspect
 import numbers
 import weakref
 from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import array_namespace
-
+from xgrad._array import (
+    NAMESPACES,
+    device_of,
+    get_namespace,
+    is_array,
+    is_float_dtype,
+    lookup_namespace,
+    numel,
+    rearray,
+)
+from xgrad._switch import Switch
+from xgrad.backends import backend_of
 from xgrad.errors import XgradError
 
 __all__ = [
@@ -36,94 +70,10 @@ class GradientError(XgradError, ValueError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Arrays and their namespaces
+# Where an array lives (its namespace, dtype and device helpers are in xgrad._array)
 # ---------------------------------------------------------------------------------------------
-# array_namespace() costs ~2 us a call; an array's namespace depends only on its type, so the
-# answer is cached per type (None marks a type that is not an array).
-_NAMESPACES: dict[type, Any] = {}
-_FLOAT_DTYPES: dict[int, tuple] = {}
-
-
-def _lookup_namespace(t: type, x: Any) -> Any:
-    ns = None
-    if not isinstance(x, numbers.Number) and hasattr(x, "shape") and hasattr(x, "dtype"):
-        # NumPy scalars (numpy.float64, numpy.bool_) carry __array_namespace__ but are not arrays.
-        generic = t.__module__ == "numpy" and not any(c.__name__ == "ndarray" for c in t.__mro__)
-        if not generic:
-            try:
-                ns = array_namespace(x)
-            except TypeError:
-                ns = None
-    _NAMESPACES[t] = ns
-    return ns
-
-
-def is_array(x: Any) -> bool:
-    """True if ``x`` is an array of some array-API namespace (not a scalar, list or Variable)."""
-    t = type(x)
-    ns = _NAMESPACES[t] if t in _NAMESPACES else _lookup_namespace(t, x)
-    return ns is not None
-
-
-def get_namespace(x: Any) -> Any:
-    """The array-API namespace of array ``x`` (cached per array type)."""
-    t = type(x)
-    ns = _NAMESPACES.get(t)
-    if ns is None:
-        ns = _lookup_namespace(t, x)
-        if ns is None:
-            raise TypeError(f"expected an array of an array-API namespace, got {t.__name__}")
-    return ns
-
-
-def device_of(x: Any) -> Any:
-    """The device of array ``x``: its ``.device``, or array-api-compat's ``device(x)`` for
-    arrays that have no such attribute (dask)."""
-    try:
-        return x.device
-    except AttributeError:
-        from array_api_compat import device
-
-        return device(x)
-
-
-def numel(x: Any) -> int:
-    """The number of elements of array ``x`` (``x.size`` is a method on torch tensors)."""
-    n = 1
-    for s in x.shape:
-        n *= s
-    return n
-
-
-def _rearray(x: Any) -> Any:
-    """NumPy turns 0-d results into scalars (numpy.float64); make such a result an array again."""
-    if is_array(x):
-        return x
-    try:
-        return array_namespace(x).asarray(x)
-    except TypeError:
-        raise TypeError(f"expected an array of an array-API namespace, got "
-                        f"{type(x).__module__}.{type(x).__qualname__}") from None
-
-
-def is_float_dtype(x: Any) -> bool:
-    """True if array ``x`` has a real floating-point dtype (cached per dtype)."""
-    dt = x.dtype
-    # Keyed by identity: dtypes are singletons, and strict's warn when compared with NumPy's.
-    r = _FLOAT_DTYPES.get(id(dt))
-    if r is None or r[0] is not dt:
-        r = _FLOAT_DTYPES[id(dt)] = (dt, bool(get_namespace(x).isdtype(dt, "real floating")))
-    return r[1]
-
-
-def _backend(x: Any) -> Any:
-    from xgrad.backends import backend_of  # only on the error path
-
-    return backend_of(x)
-
-
 def _place(x: Any) -> str:
-    b = _backend(x)
+    b = backend_of(x)
     return f"a {b.name} array on device {b.device_spec(device_of(x))!r}"
 
 
@@ -137,7 +87,7 @@ def _check_same_place(fn: Function, xs: list) -> None:
             raise BackendMismatchError(
                 f"{type(fn).__name__}: inputs live on different {kind}: input 0 is {_place(x0)}, "
                 f"input {i} is {_place(x)}. Move one of them first, e.g. "
-                f"`v.to({_backend(x0).device_spec(d0)!r})` "
+                f"`v.to({backend_of(x0).device_spec(d0)!r})` "
                 f"(xgrad.asarray(..., backend=, device=) for raw arrays)."
             )
 
@@ -167,101 +117,7 @@ class _ConfigView:
 Config = _ConfigView()
 
 
-# Each thread and each asyncio task runs in its own contextvars.Context; the switches entered in
-# it form a linked list (switch, token, rest) held in a ContextVar. A switch object keeps no state
-# of its own, so one object can be entered from several threads and tasks at once, and nested.
-_entered: contextvars.ContextVar[tuple | None] = contextvars.ContextVar("xgrad.entered",
-                                                                        default=None)
-
-
-class _Switch:
-    """Set a ContextVar to a value inside a ``with`` block or a decorated function (also a
-    generator function, each resume under the switch, or an async function). Reusable and
-    re-entrant across threads and asyncio tasks."""
-
-    _var: contextvars.ContextVar
-    _value: Any
-
-    def __enter__(self) -> Any:
-        token = self._var.set(self._value)
-        _entered.set((self, token, _entered.get()))
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        node = _entered.get()
-        if node is not None and node[0] is self:  # the usual case: the innermost one
-            self._var.reset(node[1])
-            _entered.set(node[2])
-            return
-        # Exited out of order (a generator suspended inside a `with`): drop this switch's
-        # newest entry and keep the others.
-        kept = []
-        while node is not None and node[0] is not self:
-            kept.append(node[:2])
-            node = node[2]
-        if node is None:
-            raise RuntimeError(f"{self!r} exited in a thread or task that did not enter it")
-        self._var.reset(node[1])
-        rest = node[2]
-        for sw, token in reversed(kept):
-            rest = (sw, token, rest)
-        _entered.set(rest)
-
-    def __call__(self, func: Callable) -> Callable:
-        if inspect.isgeneratorfunction(func):
-            return _wrap_generator(self, func)
-        if inspect.iscoroutinefunction(func):
-            @functools.wraps(func)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                with self:
-                    return await func(*args, **kwargs)
-
-            return async_wrapper
-
-        @functools.wraps(func)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with self:
-                return func(*args, **kwargs)
-
-        return wrapper
-
-
-def _wrap_generator(switch: _Switch, func: Callable) -> Callable:
-    """A generator function whose body runs under ``switch`` at every resume, while the caller
-    runs without it between resumes."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        gen = func(*args, **kwargs)
-        with switch:
-            try:
-                value = gen.send(None)
-            except StopIteration as stop:
-                return stop.value
-        while True:
-            try:
-                sent = yield value
-            except GeneratorExit:
-                with switch:
-                    gen.close()
-                raise
-            except BaseException as e:
-                with switch:
-                    try:
-                        value = gen.throw(e)
-                    except StopIteration as stop:
-                        return stop.value
-            else:
-                with switch:
-                    try:
-                        value = gen.send(sent)
-                    except StopIteration as stop:
-                        return stop.value
-
-    return wrapper
-
-
-class using_config(_Switch):
+class using_config(Switch):
     """Set config switch ``name`` to ``value`` inside a ``with`` block or a decorated function."""
 
     def __init__(self, name: str, value: Any) -> None:
@@ -337,16 +193,6 @@ class Variable:
         self._pgrad: Variable | None = None
         self._seeded = False
 
-    @classmethod
-    def _wrap(cls, data: Any, requires_grad: bool = False) -> Variable:
-        """A Variable around an array computed by xgrad itself (a backward rule's constant)."""
-        if type(data) not in _NAMESPACES or _NAMESPACES[type(data)] is None:
-            data = _rearray(data)
-        v = _new_object(cls)
-        v._data, v.name, v._grad, v.creator = data, None, None, None
-        v.generation, v.requires_grad, v._pgrad, v._seeded = 0, requires_grad, None, False
-        return v
-
     @property
     def data(self) -> Any:
         """The array. Assigning a NumPy scalar (``x.data - lr * g`` on a 0-d NumPy array gives
@@ -357,7 +203,7 @@ class Variable:
     @data.setter
     def data(self, value: Any) -> None:
         t = type(value)
-        ns = _NAMESPACES[t] if t in _NAMESPACES else _lookup_namespace(t, value)
+        ns = NAMESPACES[t] if t in NAMESPACES else lookup_namespace(t, value)
         self._data = value if ns is not None else _coerce_data(self, value)
 
     @property
@@ -372,7 +218,7 @@ class Variable:
             if not is_array(value):
                 raise TypeError(f"Variable.grad must be a Variable, an array or None, got "
                                 f"{type(value).__module__}.{type(value).__qualname__}")
-            value = Variable._wrap(value)
+            value = _new_variable(value)
         self._grad = value
         self._seeded = value is not None
 
@@ -405,8 +251,6 @@ class Variable:
     @property
     def backend(self) -> Any:
         """The registered Backend that owns the data."""
-        from xgrad.backends import backend_of
-
         return backend_of(self.data)
 
     def __len__(self) -> int:
@@ -454,21 +298,13 @@ class Variable:
 
     def item(self) -> Any:
         """The value of a one-element Variable as a Python scalar."""
-        from xgrad.backends import backend_of
-
         return backend_of(self.data).to_host(self.data).item()
 
     def numpy(self) -> Any:
         """The data copied to a NumPy array on the host."""
-        from xgrad.backends import backend_of
-
         return backend_of(self.data).to_host(self.data)
 
     # --- graph ---
-    def set_creator(self, func: Function) -> None:
-        self.creator = func
-        self.generation = func.generation + 1
-
     def cleargrad(self) -> None:
         self._grad = None
 
@@ -493,7 +329,7 @@ class Variable:
 
     def detach(self) -> Variable:
         """A new leaf Variable sharing this data, outside any graph."""
-        return Variable._wrap(self.data, False)
+        return _new_variable(self._data)
 
     def backward(self, retain_grad: bool = False, create_graph: bool = False,
                  grad: Any = None) -> None:
@@ -527,101 +363,18 @@ class Variable:
         self._pgrad = seed  # the pass retains it in .grad with the others when asked
         _run_backward(self.creator, retain_grad, create_graph, handed)
 
-    # --- shape helpers (DeZero's methods) ---
-    def reshape(self, *shape: Any) -> Variable:
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _F.reshape(self, shape)
-
-    def transpose(self, *axes: Any) -> Variable:
-        if not axes:
-            axes = None
-        elif len(axes) == 1 and (isinstance(axes[0], (tuple, list)) or axes[0] is None):
-            axes = axes[0]
-        return _F.transpose(self, axes)
-
-    @property
-    def T(self) -> Variable:
-        return _F.transpose(self)
-
-    @property
-    def mT(self) -> Variable:
-        return _F.matrix_transpose(self)
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        return _F.sum(self, axis, keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> Variable:
-        return _F.mean(self, axis, keepdims)
-
-    # --- moving data ---
-    def to(self, target: Any) -> Variable:
-        """This Variable on another backend or device (``"cpu"``, ``"cuda:1"``, ``"numpy"``, a
-        Backend); differentiable: gradients flow back to the original."""
-        return _F.to(self, target)
-
-    def to_cpu(self) -> Variable:
-        return self.to("cpu")
-
-    def to_gpu(self, device: int | str = 0) -> Variable:
-        return self.to(device if isinstance(device, str) else f"cuda:{device}")
-
-    # --- operators ---
-    def __add__(self, other: Any) -> Variable:
-        return _math.Add()(self, other)
-
-    def __radd__(self, other: Any) -> Variable:
-        return _math.Add()(other, self)
-
-    def __sub__(self, other: Any) -> Variable:
-        return _math.Sub()(self, other)
-
-    def __rsub__(self, other: Any) -> Variable:
-        return _math.Sub()(other, self)
-
-    def __mul__(self, other: Any) -> Variable:
-        return _math.Mul()(self, other)
-
-    def __rmul__(self, other: Any) -> Variable:
-        return _math.Mul()(other, self)
-
-    def __truediv__(self, other: Any) -> Variable:
-        return _math.Div()(self, other)
-
-    def __rtruediv__(self, other: Any) -> Variable:
-        return _math.Div()(other, self)
-
-    def __pow__(self, other: Any) -> Variable:
-        return _F.pow(self, other)
-
-    def __rpow__(self, other: Any) -> Variable:
-        return _F.pow(other, self)
-
-    def __matmul__(self, other: Any) -> Variable:
-        return _F.matmul(self, other)
-
-    def __rmatmul__(self, other: Any) -> Variable:
-        return _F.matmul(other, self)
-
-    def __neg__(self) -> Variable:
-        return _math.Neg()(self)
-
-    def __pos__(self) -> Variable:
-        return self
-
-    def __abs__(self) -> Variable:
-        return _F.abs(self)
-
-    def __getitem__(self, key: Any) -> Variable:
-        return _F.get_item(self, key)
+    # The shape helpers (reshape, transpose, T, sum, ...), .to() and the arithmetic operators
+    # call the function library: xgrad.functions installs them (its _setup_variable()).
 
 
 _new_object = object.__new__
 
 
 def _new_variable(data: Any) -> Variable:
-    # The hot path's constructor: a graph-less Variable around a Function's output (_seeded is
-    # read only when _grad is set, and whatever sets _grad sets it).
+    """The internal fast constructor (``Variable(data)`` is the public, checked one): a
+    graph-less constant around an array xgrad computed itself, which must be an array (pass a
+    possibly 0-d NumPy result through ``rearray`` first). ``_seeded`` is read only when
+    ``_grad`` is set, and whatever sets ``_grad`` sets it."""
     v = _new_object(Variable)
     v._data, v.name, v._grad, v.creator, v.generation, v.requires_grad, v._pgrad = \
         data, None, None, None, 0, False, None
@@ -643,9 +396,10 @@ def _coerce_data(v: Variable, value: Any) -> Any:
 
 _COMPARE_TYPES = (Variable, numbers.Number)
 # Stand-ins that name the operator in _to_inputs' and _check_same_place's errors.
-_COMPARISONS = {op: type(f"Variable.__{dunder}__", (), {})() for op, dunder in (
-    ("equal", "eq"), ("not_equal", "ne"), ("less", "lt"), ("less_equal", "le"),
-    ("greater", "gt"), ("greater_equal", "ge"))}
+_COMPARISONS = {op: type(n, (), {"name": n})() for op, n in (
+    ("equal", "Variable.__eq__"), ("not_equal", "Variable.__ne__"), ("less", "Variable.__lt__"),
+    ("less_equal", "Variable.__le__"), ("greater", "Variable.__gt__"),
+    ("greater_equal", "Variable.__ge__"))}
 
 
 def _compare(v: Variable, other: Any, op: str) -> Any:
@@ -657,7 +411,7 @@ def _compare(v: Variable, other: Any, op: str) -> Any:
     if type(xs[1]) is not type(xs[0]) or device_of(xs[1]) != device_of(xs[0]):
         _check_same_place(_COMPARISONS[op], xs)
     r = getattr(get_namespace(xs[0]), op)(xs[0], xs[1])
-    return Variable._wrap(r, False)
+    return _new_variable(rearray(r, xs[0]))
 
 
 def _check_seed(v: Variable, grad: Any) -> Variable:
@@ -670,7 +424,7 @@ def _check_seed(v: Variable, grad: Any) -> Variable:
             f"backward: the seed gradient (grad= or a .grad set before the pass) must match the "
             f"Variable: it has {_describe([g]) if is_array(g) else type(g).__name__}, the "
             f"Variable {_describe([d])} on {v.device!r}")
-    return grad if isinstance(grad, Variable) else Variable._wrap(g)
+    return grad if isinstance(grad, Variable) else _new_variable(g)
 
 
 class _WeakIdentityDict:
@@ -727,7 +481,7 @@ def as_variable(obj: Any) -> Variable:
         return obj
     if not is_array(obj):
         raise TypeError(f"expected a Variable or an array, got {type(obj).__name__}")
-    return Variable._wrap(obj, False)
+    return _new_variable(obj)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -757,8 +511,8 @@ def _scalar_dtype(value: Any, ref: Any) -> Any:
     return out
 
 
-def _to_inputs(fn: Function, inputs: tuple) -> list:
-    """Turn a call's arguments into Variables: arrays become constants, scalars weak constants
+def _to_inputs(fn: Any, inputs: tuple) -> tuple:
+    """Step C1: a call's arguments as Variables: arrays become constants, scalars weak constants
     (0-d arrays of the other operand's dtype and device)."""
     ref = None
     for a in inputs:
@@ -774,43 +528,55 @@ def _to_inputs(fn: Function, inputs: tuple) -> list:
             out.append(a)
         elif type(a) in (float, int) or (isinstance(a, numbers.Number) and not is_array(a)):
             if ref is None:
-                raise TypeError(f"{type(fn).__name__}: needs at least one array or Variable input, "
+                raise TypeError(f"{fn.name}: needs at least one array or Variable input, "
                                 f"got only Python scalars {inputs!r}")
-            from xgrad.backends import backend_of
-
-            arr = backend_of(ref).scalar(a, _scalar_dtype(a, ref), device_of(ref))
+            dtype = _scalar_dtype(a, ref)
+            try:
+                arr = backend_of(ref).scalar(a, dtype, device_of(ref))
+            except (OverflowError, ValueError, TypeError, RuntimeError) as e:  # 1000 by int8
+                # PyTorch raises RuntimeError: ValueError, as in _forward_error
+                kind = OverflowError if isinstance(e, OverflowError) else \
+                    ValueError if type(e) is RuntimeError else type(e)
+                raise kind(f"{fn.name}: input {i}, the Python scalar {a!r}, does not fit the "
+                           f"dtype {ref.dtype} of the array beside it ({e})") from e
             out.append(_new_variable(arr))
         elif is_array(a):
             out.append(_new_variable(a))
         else:
-            raise TypeError(f"{type(fn).__name__}: input {i} has unsupported type "
+            raise TypeError(f"{fn.name}: input {i} has unsupported type "
                             f"{type(a).__module__}.{type(a).__qualname__}; expected a Variable, "
                             f"an array or a Python scalar")
-    return out
+    return tuple(out)
 
 
-def _describe(xs: list) -> str:
+def _describe(xs: Any) -> str:
     return ", ".join(f"{tuple(x.shape)} {x.dtype}" for x in xs)
 
 
 class Function:
     """A differentiable operation. Subclasses define ``forward(*arrays)`` and
-    ``backward(*grad_outputs)``; calling the instance records the graph."""
+    ``backward(*grad_outputs)``; calling the instance records the graph.
 
-    inputs: list
-    outputs: list
-    generation: int
-    # The arrays the forward saw: inputs' (a sequence) and outputs' (the array of a single
-    # output, else a tuple); checked at backward against the Variables' current .data.
-    _xs: Any = None
-    _ys: Any = None
+    ``name`` is the public name that errors raised in ``forward`` are prefixed with (the class
+    name unless a subclass sets one, e.g. ``name = "permute_dims"``); forwards raise without it.
+    """
+
+    # What _record() keeps, in slots: a call whose Function holds no parameters of its own
+    # (Sin, Mul, ...) allocates no per-op __dict__. _xs, _ys: the arrays the forward saw, the
+    # inputs' (a tuple) and the outputs' (the array of a single output, else a tuple), checked
+    # at backward against the Variables' current .data.
+    __slots__ = ("inputs", "outputs", "generation", "_xs", "_ys", "__weakref__")
+    name: str = "Function"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:
+            cls.name = cls.__name__
 
     def __call__(self, *inputs: Any) -> Any:
-        # 1. inputs as Variables (arrays and scalars become constants); 2. check that they share
-        # namespace and device; 3. forward on the raw arrays; 4. wrap the outputs; 5. record the
-        # graph if gradients are on and some input needs one. One- and two-input calls and
-        # one-output results take the short paths: this method is the engine's per-op cost.
-        for a in inputs:
+        # The reference's steps C1-C4, with one- and two-input calls unrolled: this method is
+        # the engine's per-op cost.
+        for a in inputs:  # C1, only when some argument is not a Variable yet
             if not isinstance(a, Variable):
                 inputs = _to_inputs(self, inputs)
                 break
@@ -818,7 +584,7 @@ class Function:
         n = len(inputs)
         if n == 1:
             xs = (x0,)
-        elif n == 2:
+        elif n == 2:  # C1 continued: both inputs in one namespace, on one device
             x1 = inputs[1]._data
             xs = (x0, x1)
             try:
@@ -828,45 +594,31 @@ class Function:
             if not same:
                 _check_same_place(self, xs)
         else:
-            xs = [v._data for v in inputs]
+            xs = tuple([v._data for v in inputs])
             _check_same_place(self, xs)
         try:
-            ys = self.forward(*xs)
+            ys = self.forward(*xs)  # C2
         except (TypeError, ValueError, IndexError, RuntimeError) as e:
             raise _forward_error(self, xs, e) from e
-        # NumPy turns 0-d results into scalars; make them arrays of the input's kind again.
-        if type(ys) is not tuple:  # the common case: one output
-            y = _new_variable(ys if type(ys) is type(x0) else get_namespace(x0).asarray(ys))
-            if _enable_backprop.get():
-                if n == 1:
-                    v = inputs[0]
-                    gen = v.generation if v.requires_grad else -1
-                else:
-                    gen = _needs_grad(inputs)
-                if gen >= 0:  # some input needs a gradient: record this call
-                    self.generation = gen
-                    y.creator, y.generation, y.requires_grad = self, gen + 1, True
-                    self.inputs, self._xs, self._ys = inputs, xs, y._data
-                    self.outputs = (_weakref(y),)
-                    if _anomaly.get():
-                        _record_origin(self)
-            return y
-        outputs = [_new_variable(y if type(y) is type(x0) else get_namespace(x0).asarray(y))
-                   for y in ys]
+        if type(ys) is not tuple and type(ys) is not type(x0):
+            ys = rearray(ys, x0)  # a NumPy scalar from a 0-d result, or another backend's array
         if _enable_backprop.get():
-            gen = _needs_grad(inputs)
+            # C4's generation, over the inputs that need a gradient (-1: none does)
+            v = inputs[0]
+            gen = v.generation if v.requires_grad else -1
+            if n > 1:
+                v = inputs[1]
+                if v.requires_grad and v.generation > gen:
+                    gen = v.generation
+                if n > 2:
+                    for v in inputs:
+                        if v.requires_grad and v.generation > gen:
+                            gen = v.generation
             if gen >= 0:
-                self.generation = gen
-                for y in outputs:
-                    y.creator, y.generation, y.requires_grad = self, gen + 1, True
-                self.inputs, self._xs = inputs, xs
-                # One output is kept bare, as on the one-output path: backward checks it so.
-                self._ys = tuple(y._data for y in outputs) if len(outputs) != 1 \
-                    else outputs[0]._data
-                self.outputs = tuple(_weakref(y) for y in outputs)
-                if _anomaly.get():
-                    _record_origin(self)
-        return outputs
+                return _record(self, inputs, xs, ys, gen)
+        if type(ys) is not tuple:  # C3 for one output, unrecorded
+            return _new_variable(ys)
+        return [_new_variable(y if type(y) is type(x0) else rearray(y, x0)) for y in ys]
 
     def forward(self, *xs: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__}.forward")
@@ -881,39 +633,46 @@ class Function:
 _weakref = weakref.ref
 
 
-def _needs_grad(inputs: Any) -> int:
-    """The newest generation among inputs that need a gradient, or -1 if none does."""
-    gen = -1
-    for v in inputs:
-        if v.requires_grad and v.generation > gen:
-            gen = v.generation
-    return gen
+def _record(fn: Function, inputs: tuple, xs: tuple, ys: Any, gen: int) -> Any:
+    """Steps C3 and C4: the outputs ``ys`` (one array, or a tuple of them) as Variables created
+    by ``fn``, which keeps its inputs, the arrays it saw and weak references to its outputs.
+    Every recorded call goes through here."""
+    fn.generation = gen
+    fn.inputs, fn._xs = inputs, xs
+    if type(ys) is not tuple:  # one output: the Variable is built in place (the hot path)
+        y = _new_object(Variable)
+        y._data, y.name, y._grad, y.creator, y.generation, y.requires_grad, y._pgrad = \
+            ys, None, None, fn, gen + 1, True, None
+        fn._ys, fn.outputs = ys, (_weakref(y),)
+        out: Any = y
+    else:
+        x0 = xs[0]
+        out = [_new_variable(y if type(y) is type(x0) else rearray(y, x0)) for y in ys]
+        for y in out:
+            y.creator, y.generation, y.requires_grad = fn, gen + 1, True
+        # One output is kept bare, as on the one-output path: backward checks it so.
+        fn._ys = tuple(y._data for y in out) if len(out) != 1 else out[0]._data
+        fn.outputs = tuple(_weakref(y) for y in out)
+    if _anomaly.get():
+        from xgrad.anomaly import record_origin  # lazy: anomaly builds on this module
+
+        record_origin(fn)
+    return out
 
 
-def _record_origin(fn: Function) -> None:
-    from xgrad.anomaly import record_origin  # only under detect_anomaly()
-
-    record_origin(fn)
-
-
-def _forward_error(fn: Function, xs: list, e: Exception) -> Exception:
-    """Re-raise an error from a forward with the Function's name and its inputs' shapes/dtypes."""
-    name = type(fn).__name__
-    msg = str(e)
-    if type(e) is RuntimeError or (type(e) is TypeError and "incompatible shapes" in msg):
+def _forward_error(fn: Function, xs: tuple, e: Exception) -> Exception:
+    """An error from a forward, prefixed with the Function's public name and followed by its
+    inputs' shapes and dtypes (forwards raise without the name)."""
+    msg = f"{fn.name}: {e} (inputs: {_describe(xs)})"
+    if type(e) is RuntimeError or (type(e) is TypeError and "incompatible shapes" in str(e)):
         # PyTorch's (and some of JAX's) errors for shapes that do not fit: ValueError, as NumPy
-        return ValueError(f"{name}: {msg} (inputs: {_describe(xs)})")
+        return ValueError(msg)
     if type(e) is NotImplementedError:  # PyTorch: a kernel missing for this dtype
-        return TypeError(f"{name}: {msg} (inputs: {_describe(xs)})")
-    head = msg.split(":", 1)[0].replace("_", "").lower()
-    if head == name.lower():  # the forward already named itself
-        return e
-    msg = f"{name}: {msg} (inputs: {_describe(xs)})"
+        return TypeError(msg)
     try:
-        new = type(e)(msg)
+        return type(e)(msg)
     except Exception:  # an exception type whose constructor takes other arguments
-        new = ValueError(msg) if isinstance(e, ValueError) else TypeError(msg)
-    return new
+        return ValueError(msg) if isinstance(e, ValueError) else TypeError(msg)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -923,26 +682,37 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
     # The caller has put the seed in start's output's _pgrad. Non-leaf Variables collect this
     # pass's gradient in _pgrad, which their creator consumes; leaves (and, with retain_grad,
     # the outputs processed) accumulate into .grad, which a pass never reads back.
-    heap = [(-start.generation, 0, start)]
+    # B2: the pending Functions, newest generation first, then first queued. While only one is
+    # pending (a chain), it waits in `nxt` and the heap is never touched; else the heap holds
+    # int keys (generation and tie counter folded into one int: no tuple per entry) of
+    # `pending`'s Functions.
+    nxt: Function | None = start
+    heap: list[int] = []
+    pending: dict[int, Function] = {}
     queued = {start}
-    tie = 1
+    tie = 0
     anomaly = _anomaly.get()
     pop, push = heapq.heappop, heapq.heappush
     # Record the backward pass itself only for higher-order gradients.
     token = _enable_backprop.set(create_graph)
     try:
-        while heap:
-            f = pop(heap)[2]
+        while True:
+            if nxt is not None:
+                f, nxt = nxt, None
+            elif heap:
+                f = pending.pop(pop(heap))
+            else:
+                break
             refs = f.outputs
             inputs = f.inputs
             xs = f._xs
-            if len(refs) == 1:
+            if len(refs) == 1:  # B3 for one output
                 y = refs[0]()
                 gy = y._pgrad
                 y._pgrad = None
                 # Stale data: an input's or the output's .data reassigned since the forward.
-                if xs is not None and (y._data is not f._ys or inputs[0]._data is not xs[0] or (
-                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2))):
+                if y._data is not f._ys or inputs[0]._data is not xs[0] or (
+                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2)):
                     _check_saved(f, [y])
                 if retain_grad:
                     _accumulate(y, gy, create_graph, handed)
@@ -959,19 +729,18 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
                     gys.append(g)
                 if all(g is None for g in gys):
                     continue
-                if xs is not None:
-                    _check_saved(f, outputs)
+                _check_saved(f, outputs)
                 gxs = f.backward(*gys)
-            if not isinstance(gxs, tuple):
+            if not isinstance(gxs, tuple):  # B3: the rule's gradients, one per input
                 gxs = (gxs,)
             if anomaly:
-                from xgrad.anomaly import check_gradients
+                from xgrad.anomaly import check_gradients  # lazy: anomaly builds on this module
 
                 check_gradients(f, gxs)
             if len(gxs) != len(inputs):
                 raise GradientError(f"{type(f).__name__}.backward returned {len(gxs)} "
                                     f"gradients for {len(inputs)} inputs")
-            for x, gx in zip(inputs, gxs):
+            for x, gx in zip(inputs, gxs):  # B4, checked against the input
                 if gx is None or not x.requires_grad:
                     continue
                 if not isinstance(gx, Variable):
@@ -991,17 +760,28 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
                     x._pgrad = g + gx  # out of place: g may be another Variable's gradient too
                 else:
                     s = g._data + gd
-                    if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
-                        s = get_namespace(gd).asarray(s)
+                    if type(s) is not type(gd):
+                        s = rearray(s, gd)
                     x._pgrad = _new_variable(s)
-                if c not in queued:
+                if c not in queued:  # B5: each Function queued once
                     queued.add(c)
-                    push(heap, (-c.generation, tie, c))
+                    if nxt is None and not heap:
+                        nxt = c
+                        continue
+                    if nxt is not None:
+                        tie += 1
+                        k = tie - (nxt.generation << 40)
+                        pending[k] = nxt
+                        push(heap, k)
+                        nxt = None
                     tie += 1
+                    k = tie - (c.generation << 40)
+                    pending[k] = c
+                    push(heap, k)
     except BaseException:
         # Leave no gradient of this failed pass behind for the next one to add to.
-        for entry in heap:
-            for r in entry[2].outputs:
+        for g in [*pending.values(), *([nxt] if nxt is not None else [])]:
+            for r in g.outputs:
                 y = r()
                 if y is not None:
                     y._pgrad = None
@@ -1044,7 +824,7 @@ def _accumulate(v: Variable, g: Variable, create_graph: bool, handed: set) -> No
         t = type(d)
         owns = _OWNS_WRITABLE.get(t)
         if owns is None:
-            owns = _OWNS_WRITABLE[t] = _backend(d).owns_writable
+            owns = _OWNS_WRITABLE[t] = backend_of(d).owns_writable
         if id(d) in handed or (not create_graph and not owns(d)):
             g = _Copy()(g)  # recorded under create_graph: the copy stays differentiable
         handed.add(id(g._data))
@@ -1054,8 +834,8 @@ def _accumulate(v: Variable, g: Variable, create_graph: bool, handed: set) -> No
     else:
         gd = g._data
         s = old._data + gd
-        if type(s) is not type(gd):  # NumPy turns 0-d results into scalars
-            s = get_namespace(gd).asarray(s)
+        if type(s) is not type(gd):
+            s = rearray(s, gd)
         v._grad = _new_variable(s)
     v._seeded = False
 
@@ -1078,13 +858,8 @@ def _cast_promoted(f: Function, x: Variable, gx: Variable) -> Variable:
     xd, gd = x._data, gx._data
     mixed = any(v is not x and v.dtype != xd.dtype for v in f.inputs)
     if gd.shape == xd.shape and mixed and is_float_dtype(xd) and is_float_dtype(gd):
-        return _F.astype(gx, xd.dtype)
+        return gx.astype(xd.dtype)  # installed by xgrad.functions
     i = next(i for i, v in enumerate(f.inputs) if v is x)
     raise GradientError(
         f"{type(f).__name__}.backward returned a gradient of shape {tuple(gd.shape)} and dtype "
         f"{gd.dtype} for input {i}, which has shape {tuple(xd.shape)} and dtype {xd.dtype}")
-
-
-# Operators dispatch to the function library, which itself builds on this module.
-from xgrad import functions as _F  # noqa: E402
-from xgrad.functions import math as _math  # noqa: E402  (the operators call its classes)

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from xgrad import backends
+from xgrad._array import rearray
 from xgrad.backends import Backend, backend_of
 from xgrad.core import (
     GradientError,
@@ -43,7 +44,7 @@ __all__ = ["Optimizer", "SGD", "MomentumSGD", "AdaGrad", "AdaDelta", "Adam", "Ad
 
 def _fix(new: Any, like: Any) -> Any:
     """NumPy turns 0-d results into scalars; keep them arrays of ``like``'s namespace."""
-    return new if type(new) is type(like) else get_namespace(like).asarray(new)
+    return new if type(new) is type(like) else rearray(new, like)
 
 
 def _host_scalar(value: Any) -> Any:

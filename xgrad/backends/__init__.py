@@ -13,8 +13,9 @@ import os
 import warnings
 from typing import Any
 
+from xgrad._array import get_namespace
+from xgrad._switch import Switch
 from xgrad.backends.base import RNG, Backend, BackendUnavailable, InvalidBackend
-from xgrad.core import _Switch, get_namespace
 
 __all__ = [
     "Backend", "BackendUnavailable", "InvalidBackend", "RNG", "register", "get", "available",
@@ -155,7 +156,7 @@ def current_target() -> tuple[Backend, Any]:
     return resolve_target(os.environ.get("XGRAD_BACKEND") or "numpy")
 
 
-class use_backend(_Switch):
+class use_backend(Switch):
     """Make a backend (and optionally a device) the default inside a ``with`` block or a
     decorated function: ``use_backend("cupy")``, ``use_backend("cuda:1")``,
     ``use_backend("array_api_strict", device=...)``. One object may be entered from several

@@ -8,6 +8,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from xgrad._array import device_of, embed, gather
 from xgrad.errors import XgradError
 
 
@@ -84,8 +85,8 @@ class RNG:
 
 def _below(xp: Any, x: Any, low: float, high: float) -> Any:
     """``x`` with values at or above ``high`` moved to the largest value of its dtype below it."""
-    hi = xp.asarray(high, dtype=x.dtype, device=_device(x))
-    return xp.minimum(x, xp.nextafter(hi, xp.asarray(low, dtype=x.dtype, device=_device(x))))
+    hi = xp.asarray(high, dtype=x.dtype, device=device_of(x))
+    return xp.minimum(x, xp.nextafter(hi, xp.asarray(low, dtype=x.dtype, device=device_of(x))))
 
 
 class Backend:
@@ -213,10 +214,10 @@ class Backend:
 
     def transfer(self, x: Any, device: Any = None) -> Any:
         """``x`` (from any backend) as an array of this backend on ``device``."""
-        from xgrad.backends import backend_of
+        from xgrad.backends import backend_of  # lazy: the registry imports this module
 
         if self.owns(x):
-            if device is None or _device(x) == device:
+            if device is None or device_of(x) == device:
                 return x
             return self.namespace.asarray(x, device=device, copy=True) \
                 if not hasattr(x, "to_device") else x.to_device(device)
@@ -227,8 +228,6 @@ class Backend:
         element at most once): a functional update. ``x`` may be reused, so callers pass an
         array of their own. Portable version: no item assignment (immutable arrays have none):
         ``values`` is spread to ``x``'s shape with one ``take`` per sliced axis and a mask."""
-        from xgrad.functions._util import embed
-
         return x + embed(values, key, tuple(x.shape))
 
     def scatter_add(self, shape: tuple, key: Any, values: Any) -> Any:
@@ -239,7 +238,7 @@ class Backend:
         destination, sum each run of equal destinations, and gather the sums back by
         ``searchsorted``. Memory O(size(values) + prod(shape)), time O(n log n)."""
         xp = self.namespace
-        dev = _device(values)
+        dev = device_of(values)
         shape = tuple(shape)
         axis = _single_index_axis(key)
         if axis is not None:
@@ -259,8 +258,6 @@ class Backend:
             if a != 1:
                 out = xp.permute_dims(out, (1, 0, 2))
             return xp.reshape(out, shape)
-        from xgrad.functions._util import gather
-
         n = math.prod(shape)
         pos = gather(xp.reshape(xp.arange(n, device=dev), shape), key)
         vals = xp.reshape(xp.broadcast_to(values, pos.shape), (-1, 1))
@@ -309,12 +306,6 @@ def _sum_by_destination(xp: Any, dest: Any, rows: Any, n: int, device: Any) -> A
     has = end > xp.searchsorted(dest, q, side="left")
     # row 0 of the padded table is zero: destinations no value went to
     return xp.take(xp.concat([zero, s], axis=0), xp.where(has, end, 0), axis=0)
-
-
-def _device(x: Any) -> Any:
-    from array_api_compat import device
-
-    return device(x)
 
 
 _VERSIONS: dict[str, str] = {}

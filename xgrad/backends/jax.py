@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from xgrad.backends import backend_of  # loaded by the registry, after it is complete
 from xgrad.backends.base import RNG, Backend
 
 
@@ -181,8 +182,6 @@ class JaxBackend(Backend):
 
 def _host(x: Any) -> Any:
     """``x`` from any backend as host data."""
-    from xgrad.backends import backend_of
-
     return backend_of(x).to_host(x)
 
 

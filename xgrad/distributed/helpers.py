@@ -6,8 +6,11 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from xgrad import io
+from xgrad.backends import backend_of
 from xgrad.core import Variable, is_array
 from xgrad.distributed.comm import Communicator
+from xgrad.distributed.optimizer import _check_same
 
 __all__ = ["print0", "progress", "save0", "average_metrics"]
 
@@ -34,8 +37,6 @@ def save0(comm: Communicator, obj: Any, path: str | os.PathLike, **kwargs: Any) 
     """``xgrad.io.save(obj, path)`` on rank 0, then wait for it on every rank (so no rank reads
     the file before it is complete)."""
     if comm.is_root:
-        from xgrad import io
-
         io.save(obj, path, **kwargs)
     comm.barrier()
 
@@ -44,8 +45,6 @@ def _number(v: Any, key: str) -> float:
     if isinstance(v, Variable):
         return v.item()
     if is_array(v):
-        from xgrad.backends import backend_of
-
         return float(backend_of(v).to_host(v))
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         raise TypeError(f"average_metrics: metric {key!r} must be a number, a 0-d array or a "
@@ -59,8 +58,6 @@ def average_metrics(comm: Communicator, metrics: Mapping[str, Any],
     collective, each rank weighted by ``weight`` (e.g. its number of examples); the same dict
     of floats on every rank. Ranks passing different names all get the same error."""
     import numpy as np  # numpy-ok: a small vector reduced on the host
-
-    from xgrad.distributed.optimizer import _check_same
 
     keys = sorted(metrics)
     _check_same(comm, keys, "average_metrics")  # different names would break the collective

@@ -7,7 +7,15 @@ import numbers
 import operator
 from typing import Any
 
-from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
+from xgrad._array import get_namespace, is_array, is_float_dtype, rearray
+from xgrad.backends import backend_of
+from xgrad.core import Variable, _new_variable
+
+
+def _at(fname: str | None) -> str:
+    """The head of an error message: ``"fname: "``, or nothing inside a forward (the engine
+    prefixes those errors with the Function's public name)."""
+    return f"{fname}: " if fname else ""
 
 
 def describe(v: Any) -> str:
@@ -40,9 +48,9 @@ def check_int(v: Any, fname: str, arg: str, minimum: int | None = None) -> int:
     """``v`` as an int (a bool, a float or an array is refused), at least ``minimum``."""
     i = _as_int(v)
     if i is None:
-        raise TypeError(f"{fname}: {arg} must be an int, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must be an int, got {describe(v)}")
     if minimum is not None and i < minimum:
-        raise ValueError(f"{fname}: {arg} must be >= {minimum}, got {i}")
+        raise ValueError(f"{_at(fname)}{arg} must be >= {minimum}, got {i}")
     return i
 
 
@@ -67,15 +75,15 @@ def check_shape(shape: Any, fname: str, arg: str = "shape", unknown: bool = Fals
         shape = (shape,)
     elif isinstance(shape, Variable) or is_array(shape) or isinstance(shape, (str, bytes)) or \
             not isinstance(shape, (tuple, list)) and not hasattr(shape, "__iter__"):
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(shape)}")
     out = tuple(_as_int(s) for s in shape)
     if any(s is None for s in out):
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(shape)}")
     low = -1 if unknown else 0
     if any(s < low for s in out):
-        raise ValueError(f"{fname}: {arg} entries must be >= {low}, got {out}")
+        raise ValueError(f"{_at(fname)}{arg} entries must be >= {low}, got {out}")
     return out
 
 
@@ -85,7 +93,7 @@ def check_bool(v: Any, fname: str, arg: str) -> bool:
         return v
     if type(v).__name__.startswith("bool") and not is_array(v):  # numpy.bool
         return bool(v)
-    raise TypeError(f"{fname}: {arg} must be True or False, got {describe(v)}")
+    raise TypeError(f"{_at(fname)}{arg} must be True or False, got {describe(v)}")
 
 
 def check_real(v: Any, fname: str, arg: str, minimum: float | None = None,
@@ -96,16 +104,16 @@ def check_real(v: Any, fname: str, arg: str, minimum: float | None = None,
         f = float(v)
     elif isinstance(v, (bool, str, bytes)) or isinstance(v, Variable) or is_array(v) or \
             type(v).__name__.startswith("bool") or not isinstance(v, numbers.Real):
-        raise TypeError(f"{fname}: {arg} must be a real number, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must be a real number, got {describe(v)}")
     else:
         f = float(v)
     if not math.isfinite(f):
-        raise ValueError(f"{fname}: {arg} must be a finite number, got {f}")
+        raise ValueError(f"{_at(fname)}{arg} must be a finite number, got {f}")
     if minimum is not None and f < minimum or below is not None and f >= below:
         lo = "" if minimum is None else f"[{minimum:g}"
         hi = "" if below is None else f"{below:g})"
         bounds = f"in {lo}, {hi}" if lo and hi else f">= {minimum}" if lo else f"< {below}"
-        raise ValueError(f"{fname}: {arg} must be {bounds}, got {v!r}")
+        raise ValueError(f"{_at(fname)}{arg} must be {bounds}, got {v!r}")
     return f
 
 
@@ -118,14 +126,14 @@ def check_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> int:
     """One axis ``axis`` (an int in [-ndim, ndim)) as a non-negative int."""
     a = _as_int(axis)
     if a is None:
-        raise TypeError(f"{fname}: {arg} must be an int, got {describe(axis)}")
+        raise TypeError(f"{_at(fname)}{arg} must be an int, got {describe(axis)}")
     if not -ndim <= a < ndim:
-        raise ValueError(f"{fname}: {arg} {a} is out of range for an array of {ndim} "
+        raise ValueError(f"{_at(fname)}{arg} {a} is out of range for an array of {ndim} "
                          f"dimensions")
     return a % ndim
 
 
-def normalize_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> tuple:
+def normalize_axis(axis: Any, ndim: int, fname: str | None, arg: str = "axis") -> tuple:
     """``axis`` (None, int or tuple) as a sorted tuple of non-negative ints, checked against
     ``ndim``; an out-of-range axis raises an error naming ``fname``."""
     if axis is None:
@@ -135,20 +143,20 @@ def normalize_axis(axis: Any, ndim: int, fname: str, arg: str = "axis") -> tuple
     elif isinstance(axis, (tuple, list)):
         axes = tuple(axis)
     else:
-        raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+        raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                         f"{describe(axis)}")
     out = []
     for a in axes:
         i = _as_int(a)
         if i is None:
-            raise TypeError(f"{fname}: {arg} must be an int or a tuple of ints, got "
+            raise TypeError(f"{_at(fname)}{arg} must be an int or a tuple of ints, got "
                             f"{describe(axis)}")
         if not -ndim <= i < ndim:
-            raise ValueError(f"{fname}: {arg} {i} is out of range for an array of {ndim} "
+            raise ValueError(f"{_at(fname)}{arg} {i} is out of range for an array of {ndim} "
                              f"dimensions")
         out.append(i % ndim if ndim else 0)
     if len(set(out)) != len(out):
-        raise ValueError(f"{fname}: repeated {arg} in {axis!r}")
+        raise ValueError(f"{_at(fname)}repeated {arg} in {axis!r}")
     return tuple(sorted(out))
 
 
@@ -160,20 +168,18 @@ def host_array(v: Any, like: Any, fname: str, arg: str) -> Any:
     if is_array(v):
         return v
     if v is None or isinstance(v, (str, bytes)):
-        raise TypeError(f"{fname}: {arg} must be an array, got {describe(v)}")
-    from xgrad.backends import backend_of  # lazy: the registry imports the function library
-
+        raise TypeError(f"{_at(fname)}{arg} must be an array, got {describe(v)}")
     try:
         out = backend_of(like).from_host(v, device=like.device)
     except (TypeError, ValueError) as e:
-        raise type(e)(f"{fname}: {arg} must be an array or nested lists of numbers, got "
+        raise type(e)(f"{_at(fname)}{arg} must be an array or nested lists of numbers, got "
                       f"{describe(v)} ({e})") from e
     try:
         numeric = get_namespace(out).isdtype(out.dtype, ("bool", "numeric"))
     except (TypeError, ValueError):  # strings, objects
         numeric = False
     if not numeric:
-        raise TypeError(f"{fname}: {arg} must hold numbers, got {describe(v)}")
+        raise TypeError(f"{_at(fname)}{arg} must hold numbers, got {describe(v)}")
     return out
 
 
@@ -184,51 +190,19 @@ def array_data(x: Any, fname: str) -> Any:
         return x.data
     if is_array(x):
         return x
-    raise TypeError(f"{fname}: expected a Variable or an array, got "
+    raise TypeError(f"{_at(fname)}expected a Variable or an array, got "
                     f"{type(x).__module__}.{type(x).__qualname__}")
 
 
-def require_float(fname: str, x: Any) -> None:
+def require_float(fname: str | None, x: Any) -> None:
     """Differentiable math needs floating-point input; say so instead of computing garbage."""
     if not is_float_dtype(x):
-        raise TypeError(f"{fname}: expected a floating-point array, got dtype {x.dtype} "
+        raise TypeError(f"{_at(fname)}expected a floating-point array, got dtype {x.dtype} "
                         f"(shape {tuple(x.shape)}); cast it first, e.g. "
                         f"xgrad.asarray(x, dtype=xgrad.float32)")
 
 
 xp_of = get_namespace  # the namespace of a raw array (cached per type)
-
-
-def _is_full_slice(k: Any) -> bool:
-    return isinstance(k, slice) and k == slice(None)
-
-
-def _negative_step(key: tuple) -> bool:
-    return any(isinstance(k, slice) and k.step is not None and k.step < 0 for k in key)
-
-
-def _flipped(x: Any, key: tuple) -> Any:
-    """``x[key]`` for a basic key with negative-step slices (not in the standard nor in
-    PyTorch): the same elements by a positive step, then flipped."""
-    key = basic_key(key, x.ndim)
-    pos: list = []
-    flip: list[int] = []
-    axis = out = 0
-    for k in key:
-        if k is None:
-            pos.append(None)
-            out += 1
-            continue
-        if isinstance(k, slice):
-            if k.step is not None and k.step < 0:
-                r = range(*k.indices(x.shape[axis]))
-                k = slice(r[-1], r[0] + 1, -r.step) if len(r) else slice(0, 0)
-                flip.append(out)
-            out += 1
-        pos.append(k)
-        axis += 1
-    y = x[tuple(pos)]
-    return get_namespace(x).flip(y, axis=tuple(flip)) if flip else y
 
 
 def check_bounds(x: Any, key: tuple) -> None:
@@ -268,73 +242,7 @@ def check_bounds(x: Any, key: tuple) -> None:
         axis += 1
 
 
-def gather(x: Any, key: tuple) -> Any:
-    """``x[key]``, written so that every backend can do it: the standard allows an integer
-    index array only beside other integers, so "one index array, full slices elsewhere" (the
-    common ``x[idx]`` / ``x[:, idx]``) becomes ``take`` along that axis; negative-step slices
-    become a flip."""
-    arrays = [i for i, k in enumerate(key) if hasattr(k, "dtype") and "int" in str(k.dtype)]
-    if len(arrays) == 1:
-        i = arrays[0]
-        rest = key[:i] + key[i + 1:]
-        if all(_is_full_slice(k) or (k is Ellipsis and j >= i) for j, k in enumerate(rest)):
-            xp = get_namespace(x)
-            idx = key[i]
-            y = xp.take(x, xp.reshape(idx, (-1,)), axis=i)
-            return xp.reshape(y, tuple(x.shape[:i]) + tuple(idx.shape) + tuple(x.shape[i + 1:]))
-    if _negative_step(key):
-        return _flipped(x, key)
-    return x[key]
-
-
-def basic_key(key: tuple, ndim: int) -> tuple:
-    """A basic key (ints, slices, ``None``, at most one ``...``) with ``...`` spelled out as
-    full slices and trailing full slices added, so it has one entry per axis (plus Nones)."""
-    used = sum(k is not None and k is not Ellipsis for k in key)
-    out: list = []
-    for k in key:
-        if k is Ellipsis:
-            out += [slice(None)] * (ndim - used)
-            used = ndim
-        else:
-            out.append(k)
-    return tuple(out) + (slice(None),) * (ndim - used)
-
-
-def embed(v: Any, key: tuple, shape: tuple) -> Any:
-    """Zeros of ``shape`` holding ``v`` at the basic index ``key``: the inverse of ``x[key]``
-    without item assignment. Each sliced axis is spread with one ``take`` (host-computed
-    positions) and the untouched positions masked out."""
-    xp = get_namespace(v)
-    key = basic_key(key, len(shape))
-    axis_keys = [k for k in key if k is not None]
-    ranges = [range(k % n, k % n + 1) if isinstance(k, int) else range(*k.indices(n))
-              for k, n in zip(axis_keys, shape)]
-    sel: list[int] = []  # the shape of x[key]
-    it = iter(ranges)
-    for k in key:
-        if k is None:
-            sel.append(1)
-        else:
-            r = next(it)
-            if isinstance(k, slice):
-                sel.append(len(r))
-    sel_shape = tuple(sel)
-    if tuple(v.shape) != sel_shape:
-        v = xp.broadcast_to(v, sel_shape)
-    # one axis of v per axis of x: ints become length-1 axes, None axes go away
-    v = xp.reshape(v, tuple(len(r) for r in ranges))
-    dev = v.device
-    mask = None
-    for axis, (r, n) in enumerate(zip(ranges, shape)):
-        if r == range(n):
-            continue
-        pos = {p: i for i, p in enumerate(r)}
-        inv = xp.asarray([pos.get(p, 0) for p in range(n)], device=dev)
-        hit = xp.asarray([p in pos for p in range(n)], device=dev)
-        v = xp.take(v, inv, axis=axis)
-        hit = xp.reshape(hit, (1,) * axis + (n,) + (1,) * (len(shape) - axis - 1))
-        mask = hit if mask is None else xp.logical_and(mask, hit)
-    if mask is None:
-        return v
-    return xp.where(mask, v, xp.zeros((), dtype=v.dtype, device=dev))
+def const(a: Any) -> Variable:
+    """An array a backward rule computed (a 0-d NumPy result included) as a constant Variable:
+    no gradient flows into it."""
+    return _new_variable(rearray(a))

@@ -13,8 +13,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable
-from xgrad.functions._util import _pair, check_bool, check_shape, require_float, xp_of
+from xgrad.functions._util import (
+    _at,
+    _pair,
+    check_bool,
+    check_shape,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.reduce import sum
 
 __all__ = [
@@ -36,18 +44,18 @@ def get_deconv_outsize(size: int, k: int, s: int, p: int) -> int:
     return s * (size - 1) + k - 2 * p
 
 
-def _check_image(fname: str, x: Any, what: str = "input") -> None:
+def _check_image(fname: str | None, x: Any, what: str = "input") -> None:
     if x.ndim != 4:
-        raise ValueError(f"{fname}: {what} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+        raise ValueError(f"{_at(fname)}{what} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
     require_float(fname, x)
 
 
-def _outsize(fname: str, shape: tuple, k: tuple, s: tuple, p: tuple) -> tuple[int, int]:
+def _outsize(fname: str | None, shape: tuple, k: tuple, s: tuple, p: tuple) -> tuple[int, int]:
     oh = get_conv_outsize(shape[2], k[0], s[0], p[0])
     ow = get_conv_outsize(shape[3], k[1], s[1], p[1])
     if oh <= 0 or ow <= 0:
-        raise ValueError(f"{fname}: kernel {k} with stride {s} and pad {p} does not fit an input "
-                         f"of shape {tuple(shape)} (output would be {oh}x{ow})")
+        raise ValueError(f"{_at(fname)}kernel {k} with stride {s} and pad {p} does not fit an "
+                         f"input of shape {tuple(shape)} (output would be {oh}x{ow})")
     return oh, ow
 
 
@@ -69,7 +77,7 @@ def _pad(x: Any, ph: int, pw: int, value: float = 0.0) -> Any:
 
 
 def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
-                  fname: str = "im2col") -> Any:
+                  fname: str | None = None) -> Any:
     """Patches of ``x`` (N, C, H, W) as (N, C, KH, KW, OH, OW); padding filled with ``value``."""
     xp = xp_of(x)
     n, c = x.shape[:2]
@@ -85,8 +93,6 @@ def _im2col_array(x: Any, k: tuple, s: tuple, p: tuple, value: float = 0.0,
 def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
     """Sum patches ``col`` (N, C, KH, KW, OH, OW) back into an (N, C, h, w) image (overlaps
     add up): the adjoint of ``_im2col_array``."""
-    from xgrad.backends import backend_of
-
     xp, b = xp_of(col), backend_of(col)
     n, c, kh, kw, oh, ow = col.shape
     (sy, sx), (ph, pw) = s, p
@@ -106,11 +112,13 @@ def _col2im_array(col: Any, h: int, w: int, s: tuple, p: tuple) -> Any:
 class Im2col(Function):
     """Image to patches; backward: col2im."""
 
+    name = "im2col"
+
     def __init__(self, k: tuple, s: tuple, p: tuple, to_matrix: bool) -> None:
         self.k, self.s, self.p, self.to_matrix = k, s, p, to_matrix
 
     def forward(self, x: Any) -> Any:
-        _check_image("im2col", x)
+        _check_image(None, x)
         col = _im2col_array(x, self.k, self.s, self.p)
         if self.to_matrix:
             xp = xp_of(x)
@@ -125,17 +133,19 @@ class Im2col(Function):
 class Col2im(Function):
     """Patches summed back into an image; backward: im2col."""
 
+    name = "col2im"
+
     def __init__(self, shape: tuple, k: tuple, s: tuple, p: tuple, to_matrix: bool) -> None:
         self.shape, self.k, self.s, self.p, self.to_matrix = tuple(shape), k, s, p, to_matrix
 
     def forward(self, col: Any) -> Any:
         xp = xp_of(col)
         n, c, h, w = self.shape
-        (kh, kw), oh_ow = self.k, _outsize("col2im", self.shape, self.k, self.s, self.p)
+        (kh, kw), oh_ow = self.k, _outsize(None, self.shape, self.k, self.s, self.p)
         full = (n, c, kh, kw) + oh_ow
         expect = (n * oh_ow[0] * oh_ow[1], c * kh * kw) if self.to_matrix else full
         if tuple(col.shape) != expect:
-            raise ValueError(f"col2im: expected columns of shape {expect} for an image of shape "
+            raise ValueError(f"expected columns of shape {expect} for an image of shape "
                              f"{self.shape}, got {tuple(col.shape)}")
         if self.to_matrix:
             col = xp.reshape(col, (n,) + oh_ow + (c, kh, kw))
@@ -167,29 +177,31 @@ def col2im(col: Any, input_shape: tuple, kernel_size: Any, stride: Any = 1, pad:
 # ---------------------------------------------------------------------------------------------
 # Convolution
 # ---------------------------------------------------------------------------------------------
-def _bias_check(fname: str, b: tuple, channels: int) -> None:
+def _bias_check(fname: str | None, b: tuple, channels: int) -> None:
     if b and tuple(b[0].shape) != (channels,):
-        raise ValueError(f"{fname}: bias must have shape ({channels},), got {tuple(b[0].shape)}")
+        raise ValueError(f"{_at(fname)}bias must have shape ({channels},), got {tuple(b[0].shape)}")
 
 
 class Conv2d(Function):
     """Convolution as im2col + one batched matrix product; backward: deconv2d and Conv2dGradW."""
 
+    name = "conv2d"
+
     def __init__(self, s: tuple, p: tuple) -> None:
         self.s, self.p = s, p
 
     def forward(self, x: Any, W: Any, *b: Any) -> Any:
-        _check_image("conv2d", x)
-        _check_image("conv2d", W, "W")
+        _check_image(None, x)
+        _check_image(None, W, "W")
         if x.shape[1] != W.shape[1]:
-            raise ValueError(f"conv2d: input has {x.shape[1]} channels but W expects "
+            raise ValueError(f"input has {x.shape[1]} channels but W expects "
                              f"{W.shape[1]}: x shape {tuple(x.shape)}, W shape {tuple(W.shape)} "
                              f"(W is (out_channels, in_channels, KH, KW))")
-        _bias_check("conv2d", b, W.shape[0])
+        _bias_check(None, b, W.shape[0])
         xp = xp_of(x)
         oc, c, kh, kw = W.shape
         n = x.shape[0]
-        col = _im2col_array(x, (kh, kw), self.s, self.p, fname="conv2d")
+        col = _im2col_array(x, (kh, kw), self.s, self.p, fname=None)
         oh, ow = col.shape[4:]
         col = xp.reshape(col, (n, c * kh * kw, oh * ow))
         y = xp.matmul(xp.reshape(W, (oc, c * kh * kw)), col)  # (N, OC, OH*OW): NCHW, no transpose
@@ -214,14 +226,16 @@ class Conv2d(Function):
 class Deconv2d(Function):
     """Transposed convolution: matrix product, then col2im; backward: conv2d and Conv2dGradW."""
 
+    name = "deconv2d"
+
     def __init__(self, s: tuple, p: tuple, outsize: tuple | None) -> None:
         self.s, self.p, self.outsize = s, p, outsize
 
     def forward(self, x: Any, W: Any, *b: Any) -> Any:
-        _check_image("deconv2d", x)
-        _check_image("deconv2d", W, "W")
+        _check_image(None, x)
+        _check_image(None, W, "W")
         if x.shape[1] != W.shape[0]:
-            raise ValueError(f"deconv2d: input has {x.shape[1]} channels but W expects "
+            raise ValueError(f"input has {x.shape[1]} channels but W expects "
                              f"{W.shape[0]}: x shape {tuple(x.shape)}, W shape {tuple(W.shape)} "
                              f"(W is (in_channels, out_channels, KH, KW))")
         xp = xp_of(x)
@@ -231,10 +245,10 @@ class Deconv2d(Function):
         oh, ow = self.outsize or (get_deconv_outsize(h, kh, sy, ph),
                                   get_deconv_outsize(w, kw, sx, pw))
         if (get_conv_outsize(oh, kh, sy, ph), get_conv_outsize(ow, kw, sx, pw)) != (h, w):
-            raise ValueError(f"deconv2d: output size {(oh, ow)} does not match input shape "
+            raise ValueError(f"output size {(oh, ow)} does not match input shape "
                              f"{tuple(x.shape)} with kernel {(kh, kw)}, stride {self.s}, pad "
                              f"{self.p}")
-        _bias_check("deconv2d", b, cout)
+        _bias_check(None, b, cout)
         W2 = xp.matrix_transpose(xp.reshape(W, (cin, cout * kh * kw)))
         col = xp.matmul(W2, xp.reshape(x, (n, cin, h * w)))
         y = _col2im_array(xp.reshape(col, (n, cout, kh, kw, h, w)), oh, ow, self.s, self.p)
@@ -311,8 +325,6 @@ def _windows(x: Any, k: tuple, s: tuple, oh: int, ow: int) -> list:
 def _spread(parts: list, shape: tuple, k: tuple, s: tuple, p: tuple) -> Any:
     """Sum arrays (N, C, OH, OW), one per kernel offset, into an image of ``shape`` at the
     window positions they came from (``_windows``'s adjoint); padding is cut off."""
-    from xgrad.backends import backend_of
-
     xp, b = xp_of(parts[0]), backend_of(parts[0])
     n, c, h, w = shape
     oh, ow = parts[0].shape[2:]
@@ -330,12 +342,14 @@ class MaxPooling(Function):
     """Window maxima. Keeps, besides x, one boolean mask per kernel offset marking the windows
     whose (first) maximum sits there: KH*KW bytes per output element."""
 
+    name = "max_pooling"
+
     def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
         self.k, self.s, self.p = k, s, p
 
     def forward(self, x: Any) -> Any:
-        _check_image("max_pooling", x)
-        oh, ow = _outsize("max_pooling", x.shape, self.k, self.s, self.p)
+        _check_image(None, x)
+        oh, ow = _outsize(None, x.shape, self.k, self.s, self.p)
         # elementwise over the offsets' strided views: no im2col copy, no argmax over a
         # strided axis (both several times slower than these passes over the output)
         views = _windows(_pad(x, self.p[0], self.p[1], -math.inf), self.k, self.s, oh, ow)
@@ -409,13 +423,15 @@ def max_pooling(x: Any, kernel_size: Any, stride: Any = 1, pad: Any = 0) -> Vari
 class AveragePooling(Function):
     """Window means; keeps only x's shape: its gradient spreads each output's evenly."""
 
+    name = "average_pooling"
+
     def __init__(self, k: tuple, s: tuple, p: tuple) -> None:
         self.k, self.s, self.p = k, s, p
 
     def forward(self, x: Any) -> Any:
-        _check_image("average_pooling", x)
+        _check_image(None, x)
         xp = xp_of(x)
-        col = _im2col_array(x, self.k, self.s, self.p, fname="average_pooling")
+        col = _im2col_array(x, self.k, self.s, self.p, fname=None)
         return xp.sum(col, axis=(2, 3)) / (self.k[0] * self.k[1])
 
     def backward(self, gy: Variable) -> Variable:

@@ -11,14 +11,16 @@ from xgrad.functions.shape import matrix_transpose, permute_dims, reshape, sum_t
 
 
 class MatMul(Function):
+    name = "matmul"
+
     def forward(self, a: Any, b: Any) -> Any:
         if a.ndim == 0 or b.ndim == 0:
-            raise ValueError("matmul: 0-d operands are not allowed, use mul")
+            raise ValueError("0-d operands are not allowed, use mul")
         if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
-            raise ValueError(f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
+            raise ValueError(f"shapes {tuple(a.shape)} and {tuple(b.shape)} do not "
                              f"align ({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})")
         if a.dtype != b.dtype and is_float_dtype(a) != is_float_dtype(b):
-            raise TypeError(f"matmul: operands have dtypes {a.dtype} and {b.dtype}; cast the "
+            raise TypeError(f"operands have dtypes {a.dtype} and {b.dtype}; cast the "
                             f"integer one first (F.astype(v, 'float32'))")
         return xp_of(a).matmul(a, b)
 
@@ -45,14 +47,16 @@ class MatMul(Function):
 class Linear(Function):
     """x @ W (+ b) in one node, W of shape (in, out)."""
 
+    name = "linear"
+
     def forward(self, x: Any, W: Any, b: Any = None) -> Any:
         # an integer x or W would be promoted (to float64 on NumPy) without a word
-        require_float("linear", x)
-        require_float("linear", W)
+        require_float(None, x)
+        require_float(None, W)
         if b is not None:
-            require_float("linear", b)
+            require_float(None, b)
         if W.ndim != 2 or x.ndim == 0 or x.shape[-1] != W.shape[0]:
-            raise ValueError(f"linear: x of shape {tuple(x.shape)} and W of shape "
+            raise ValueError(f"x of shape {tuple(x.shape)} and W of shape "
                              f"{tuple(W.shape)} do not fit; W must be (in, out) with in = "
                              f"x.shape[-1]")
         y = xp_of(x).matmul(x, W)

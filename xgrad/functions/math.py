@@ -11,8 +11,18 @@ import math
 from numbers import Integral, Number, Real
 from typing import Any
 
+from xgrad._array import rearray
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import array_data, check_real, describe, require_float, xp_of
+from xgrad.creation import resolve_dtype
+from xgrad.functions._util import (
+    array_data,
+    check_real,
+    const,
+    describe,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.shape import sum_to
 
 
@@ -21,11 +31,6 @@ def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
     if not x.requires_grad:
         return None
     return g if g.shape == x.shape else sum_to(g, x.shape)
-
-
-def _const(a: Any) -> Variable:
-    """A raw array as a constant Variable (no gradient flows into it)."""
-    return Variable._wrap(a, False)
 
 
 # --- arithmetic ---------------------------------------------------------------------------
@@ -122,7 +127,7 @@ class Pow(Function):
         if x0.requires_grad:
             # x1 * x0**(x1 - 1) is 0 * inf at x0 = x1 = 0: where x1 == 0 the derivative is 0
             # (x0**0 is constant); the base is made 1 there too, so no inf enters the graph
-            flat = xp.asarray(b == 0)  # (0-d NumPy comparisons give a scalar)
+            flat = rearray(b == 0, b)
             if bool(xp.any(flat)):
                 g0 = where(flat, 0.0, gy * x1 * where(flat, 1.0, x0) ** (x1 - 1))
             else:
@@ -132,7 +137,7 @@ class Pow(Function):
             # d/dx1 x0**x1 = log(x0) x0**x1, 0 * -inf at x0 = 0: where x0 == 0 and x1 >= 0
             # the derivative is 0, as in PyTorch (log's argument made 1 there)
             arg = x0
-            flat = xp.asarray((a == 0) & (b >= 0))
+            flat = rearray((a == 0) & (b >= 0), a)
             if bool(xp.any(flat)):
                 arg = where(flat, 1.0, x0)
             g1 = _unbroadcast(gy * y * log(arg), x1)
@@ -140,8 +145,10 @@ class Pow(Function):
 
 
 class Square(Function):
+    name = "square"
+
     def forward(self, x: Any) -> Any:
-        require_float("square", x)
+        require_float(None, x)
         return x * x
 
     def backward(self, gy: Variable) -> Variable:
@@ -150,8 +157,10 @@ class Square(Function):
 
 
 class Sqrt(Function):
+    name = "sqrt"
+
     def forward(self, x: Any) -> Any:
-        require_float("sqrt", x)
+        require_float(None, x)
         return xp_of(x).sqrt(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -165,13 +174,15 @@ class Abs(Function):
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        return gy * _const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
+        return gy * const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
 
 
 # --- exponentials and logarithms ----------------------------------------------------------
 class Exp(Function):
+    name = "exp"
+
     def forward(self, x: Any) -> Any:
-        require_float("exp", x)
+        require_float(None, x)
         return xp_of(x).exp(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -179,8 +190,10 @@ class Exp(Function):
 
 
 class Expm1(Function):
+    name = "expm1"
+
     def forward(self, x: Any) -> Any:
-        require_float("expm1", x)
+        require_float(None, x)
         return xp_of(x).expm1(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -188,8 +201,10 @@ class Expm1(Function):
 
 
 class Log(Function):
+    name = "log"
+
     def forward(self, x: Any) -> Any:
-        require_float("log", x)
+        require_float(None, x)
         return xp_of(x).log(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -197,8 +212,10 @@ class Log(Function):
 
 
 class Log1p(Function):
+    name = "log1p"
+
     def forward(self, x: Any) -> Any:
-        require_float("log1p", x)
+        require_float(None, x)
         return xp_of(x).log1p(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -207,8 +224,10 @@ class Log1p(Function):
 
 # --- trigonometric and hyperbolic ---------------------------------------------------------
 class Sin(Function):
+    name = "sin"
+
     def forward(self, x: Any) -> Any:
-        require_float("sin", x)
+        require_float(None, x)
         return xp_of(x).sin(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -228,8 +247,10 @@ class SinGrad(Function):
 
 
 class Cos(Function):
+    name = "cos"
+
     def forward(self, x: Any) -> Any:
-        require_float("cos", x)
+        require_float(None, x)
         return xp_of(x).cos(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -249,8 +270,10 @@ class CosGrad(Function):
 
 
 class Tan(Function):
+    name = "tan"
+
     def forward(self, x: Any) -> Any:
-        require_float("tan", x)
+        require_float(None, x)
         return xp_of(x).tan(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -259,8 +282,10 @@ class Tan(Function):
 
 
 class Tanh(Function):
+    name = "tanh"
+
     def forward(self, x: Any) -> Any:
-        require_float("tanh", x)
+        require_float(None, x)
         return xp_of(x).tanh(x)
 
     def backward(self, gy: Variable) -> Variable:
@@ -281,8 +306,10 @@ class TanhGrad(Function):
 
 # --- activations --------------------------------------------------------------------------
 class Sigmoid(Function):
+    name = "sigmoid"
+
     def forward(self, x: Any) -> Any:
-        require_float("sigmoid", x)
+        require_float(None, x)
         xp = xp_of(x)
         # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
         # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
@@ -307,8 +334,10 @@ class SigmoidGrad(Function):
 
 
 class ReLU(Function):
+    name = "relu"
+
     def forward(self, x: Any) -> Any:
-        require_float("relu", x)
+        require_float(None, x)
         return xp_of(x).maximum(x, 0.0)
 
     def backward(self, gy: Variable) -> Variable:
@@ -327,18 +356,20 @@ class ReLUGrad(Function):
 
 
 class LeakyReLU(Function):
+    name = "leaky_relu"
+
     def __init__(self, slope: float) -> None:
         self.slope = slope
 
     def forward(self, x: Any) -> Any:
-        require_float("leaky_relu", x)
+        require_float(None, x)
         return xp_of(x).where(x > 0, x, x * self.slope)
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0].data
         xp = xp_of(x)
         slope = self.slope
-        return gy * _const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
+        return gy * const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
 
 
 _GELU_C = math.sqrt(2 / math.pi)
@@ -348,8 +379,10 @@ _GELU_A = 0.044715
 class GELU(Function):
     """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
 
+    name = "gelu"
+
     def forward(self, x: Any) -> Any:
-        require_float("gelu", x)
+        require_float(None, x)
         t = xp_of(x).tanh((x + _GELU_A * (x * x * x)) * _GELU_C)
         return (t + 1) * x * 0.5
 
@@ -363,8 +396,10 @@ class GELU(Function):
 
 
 class Softplus(Function):
+    name = "softplus"
+
     def forward(self, x: Any) -> Any:
-        require_float("softplus", x)
+        require_float(None, x)
         xp = xp_of(x)
         # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive
         return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
@@ -397,17 +432,19 @@ def _select_grads(inputs: list, gy: Variable, wins: Any) -> tuple:
     xp = xp_of(a)
     dt = gy.dtype
     m0 = xp.astype(wins(a, b), dt) + xp.astype(a == b, dt) * 0.5
-    g0 = _unbroadcast(gy * _const(m0), x0) if x0.requires_grad else None
-    g1 = _unbroadcast(gy * _const(1 - m0), x1) if x1.requires_grad else None
+    g0 = _unbroadcast(gy * const(m0), x0) if x0.requires_grad else None
+    g1 = _unbroadcast(gy * const(1 - m0), x1) if x1.requires_grad else None
     return g0, g1
 
 
 class Clip(Function):
+    name = "clip"
+
     def __init__(self, lo: float | None, hi: float | None) -> None:
         self.lo, self.hi = lo, hi
 
     def forward(self, x: Any) -> Any:
-        require_float("clip", x)
+        require_float(None, x)
         return xp_of(x).clip(x, min=self.lo, max=self.hi)
 
     def backward(self, gy: Variable) -> Variable:
@@ -420,20 +457,22 @@ class Clip(Function):
             inside = x <= self.hi if inside is None else xp.logical_and(inside, x <= self.hi)
         if inside is None:
             return gy
-        return gy * _const(xp.astype(inside, x.dtype))
+        return gy * const(xp.astype(inside, x.dtype))
 
 
 class Where(Function):
+    name = "where"
+
     def forward(self, cond: Any, x0: Any, x1: Any) -> Any:
         xp = xp_of(cond)
         if not xp.isdtype(cond.dtype, "bool"):
-            raise TypeError(f"where: the condition must be a bool array, got dtype {cond.dtype}")
+            raise TypeError(f"the condition must be a bool array, got dtype {cond.dtype}")
         return xp.where(cond, x0, x1)
 
     def backward(self, gy: Variable) -> tuple:
         cond, x0, x1 = self.inputs
         g = gy.data
-        zero = _const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
+        zero = const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
         g0 = _unbroadcast(where(cond, gy, zero), x0) if x0.requires_grad else None
         g1 = _unbroadcast(where(cond, zero, gy), x1) if x1.requires_grad else None
         return None, g0, g1
@@ -442,9 +481,6 @@ class Where(Function):
 # --- public functions ---------------------------------------------------------------------
 def astype(x: Any, dtype: Any) -> Variable:
     """``x`` cast to ``dtype`` (a dtype of x's backend, or a name such as "float32")."""
-    from xgrad.backends import backend_of
-    from xgrad.creation import resolve_dtype
-
     data = array_data(x, "astype")
     if dtype is None:  # resolve_dtype reads None as "the default"; a cast needs a target
         raise TypeError("astype: dtype must be a dtype or a dtype name such as 'float32', "

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from xgrad.core import Config, Function, Variable, as_variable, numel
+from xgrad._array import numel, rearray
+from xgrad.backends import backend_of
+from xgrad.core import Config, Function, Variable, as_variable
+from xgrad.creation import get_rng
 from xgrad.functions._util import (
     array_data,
     check_int,
     check_probability,
     check_real,
+    const,
     host_array,
     normalize_axis,
     require_float,
@@ -51,13 +55,15 @@ def _logsumexp(x: Any, axes: tuple) -> Any:
 class Softmax(Function):
     """Softmax along axes; backward from the output y: y * (gy - sum(y * gy))."""
 
+    name = "softmax"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        require_float("softmax", x)
+        require_float(None, x)
         xp = xp_of(x)
-        self.axes = normalize_axis(self.axis, x.ndim, "softmax")
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
         return y / xp.sum(y, axis=self.axes, keepdims=True)
 
@@ -70,12 +76,14 @@ class Softmax(Function):
 class LogSoftmax(Function):
     """x - logsumexp(x) along axes; backward: gy - softmax * sum(gy)."""
 
+    name = "log_softmax"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        require_float("log_softmax", x)
-        self.axes = normalize_axis(self.axis, x.ndim, "log_softmax")
+        require_float(None, x)
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         return x - _logsumexp(x, self.axes)
 
     def backward(self, gy: Variable) -> Variable:
@@ -108,8 +116,6 @@ def _targets_read_on_host(t: Any) -> bool:
     device: out-of-range targets make the loss and the gradient NaN."""
     gpu = _GPU_TYPES.get(type(t))
     if gpu is None:
-        from xgrad.backends import backend_of  # the registry builds on the function library
-
         gpu = _GPU_TYPES[type(t)] = bool(backend_of(t).gpu)
     return not gpu or Config.detect_anomaly
 
@@ -119,26 +125,26 @@ def _check_targets(t: Any, bad: Any, c: int, ignore_label: int | None) -> None:
     the device once."""
     xp = xp_of(t)
     if bool(xp.any(bad)):
-        from xgrad.backends import backend_of
-
         b = backend_of(t)
         values = sorted({int(v) for v in b.to_host(t)[b.to_host(bad)]})
         shown = ", ".join(map(str, values[:10])) + (", ..." if len(values) > 10 else "")
         also = f" or ignore_label={ignore_label}" if ignore_label is not None else ""
-        raise ValueError(f"softmax_cross_entropy: targets must lie in [0, {c}) for {c} classes"
+        raise ValueError(f"targets must lie in [0, {c}) for {c} classes"
                          f"{also}; got {shown}")
 
 
 class SoftmaxCrossEntropy(Function):
     """Fused log-softmax + negative log-likelihood, mean over the counted rows."""
 
+    name = "softmax_cross_entropy"
+
     def __init__(self, ignore_label: int | None) -> None:
         self.ignore_label = ignore_label
 
     def forward(self, x: Any, t: Any) -> Any:
-        require_float("softmax_cross_entropy", x)
+        require_float(None, x)
         if x.ndim != 2 or t.ndim != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"softmax_cross_entropy: expected scores (N, C) and targets (N,), "
+            raise ValueError(f"expected scores (N, C) and targets (N,), "
                              f"got shapes {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
         n, c = x.shape
@@ -182,14 +188,14 @@ class SoftmaxCrossEntropy(Function):
             return None, None
         if not Config.enable_backprop:  # first order: arrays saved by forward, one node
             p = self.p if self.valid is None else self.p * self.valid
-            return Variable._wrap((p - self.onehot) * (gy.data / self.count)), None
+            return const((p - self.onehot) * (gy.data / self.count)), None
         # recording a graph of the backward: the softmax as a function of x
         p = softmax(x, axis=1)
         if self.poison is not None:
-            p = p + Variable._wrap(self.poison)
+            p = p + const(self.poison)
         if self.valid is not None:
-            p = p * Variable._wrap(self.valid)
-        return (p - Variable._wrap(self.onehot)) * (gy / self.count), None
+            p = p * const(self.valid)
+        return (p - const(self.onehot)) * (gy / self.count), None
 
 
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
@@ -209,10 +215,12 @@ def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Va
 class SigmoidCrossEntropy(Function):
     """Binary cross entropy from logits, mean over all elements."""
 
+    name = "sigmoid_cross_entropy"
+
     def forward(self, x: Any, t: Any) -> Any:
-        require_float("sigmoid_cross_entropy", x)
+        require_float(None, x)
         if tuple(t.shape) != tuple(x.shape):
-            raise ValueError(f"sigmoid_cross_entropy: scores and targets must have the same "
+            raise ValueError(f"scores and targets must have the same "
                              f"shape, got {tuple(x.shape)} and {tuple(t.shape)}")
         xp = xp_of(x)
         # max(x, 0) - x t + log(1 + exp(-|x|)): no overflow for any x
@@ -248,11 +256,13 @@ def sigmoid_cross_entropy(x: Any, t: Any) -> Variable:
 class MeanSquaredError(Function):
     """mean((x0 - x1) ** 2) in one node."""
 
+    name = "mean_squared_error"
+
     def forward(self, x0: Any, x1: Any) -> Any:
         if tuple(x0.shape) != tuple(x1.shape):
-            raise ValueError(f"mean_squared_error: shapes {tuple(x0.shape)} and "
+            raise ValueError(f"shapes {tuple(x0.shape)} and "
                              f"{tuple(x1.shape)} differ (broadcasting here is usually a bug)")
-        require_float("mean_squared_error", x0)
+        require_float(None, x0)
         d = x0 - x1
         return xp_of(d).sum(d * d) / numel(d)
 
@@ -282,7 +292,7 @@ def accuracy(y: Any, t: Any) -> Variable:
         raise ValueError(f"accuracy: {numel(pred)} predictions from scores {tuple(yd.shape)} but "
                          f"{numel(td)} targets {tuple(td.shape)}")
     hit = xp.reshape(pred, td.shape) == td
-    return as_variable(xp.asarray(xp.mean(xp.astype(hit, yd.dtype))))
+    return as_variable(rearray(xp.mean(xp.astype(hit, yd.dtype)), yd))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,7 +308,7 @@ class Dropout(Function):
         return x * self.mask
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * Variable._wrap(self.mask)
+        return gy * const(self.mask)
 
 
 def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
@@ -310,9 +320,6 @@ def dropout(x: Any, dropout_ratio: float = 0.5) -> Variable:
     x = as_variable(x)
     if not Config.train or dropout_ratio == 0.0:
         return x
-    from xgrad.backends import backend_of
-    from xgrad.creation import get_rng
-
     require_float("dropout", xd)
     xp = xp_of(xd)
     u = get_rng(backend=backend_of(xd), device=xd.device).uniform(tuple(xd.shape), dtype=xd.dtype)
@@ -347,7 +354,7 @@ class Normalize(Function):
             inv_std = pow(mean(xc * xc, axis=axes, keepdims=True) + self.eps, -0.5)
             xhat = xc * inv_std
         else:
-            xhat, inv_std = Variable._wrap(self.xhat), Variable._wrap(self.inv_std)
+            xhat, inv_std = const(self.xhat), const(self.inv_std)
         gx = ggamma = gbeta = None
         if x.requires_grad:
             g = gy * gamma
@@ -449,8 +456,6 @@ def embed_id(x: Any, W: Any) -> Variable:
     xp = xp_of(ids)
     v = Wd.shape[0]
     if bool(xp.any((ids < 0) | (ids >= v))):
-        from xgrad.backends import backend_of
-
         host = backend_of(ids).to_host(ids)
         bad = sorted({int(i) for i in host[(host < 0) | (host >= v)]})[:10]
         raise ValueError(f"embed_id: ids must lie in [0, {v}) for W of shape "

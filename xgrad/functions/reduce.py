@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xgrad._array import rearray
 from xgrad.core import Function, Variable
 from xgrad.functions._util import (
     check_bool,
     check_int,
     check_real,
+    const,
     normalize_axis,
     require_float,
     xp_of,
@@ -39,7 +41,7 @@ class _Reduction(Function):
         self.axis, self.keepdims = axis, keepdims
 
     def _axes(self, x: Any) -> tuple:
-        self.axes = normalize_axis(self.axis, x.ndim, self.name)
+        self.axes = normalize_axis(self.axis, x.ndim, None)  # in forward: the engine names it
         return self.axes
 
     def _nonempty_axes(self, x: Any) -> tuple:
@@ -70,7 +72,7 @@ class Mean(_Reduction):
     name = "mean"
 
     def forward(self, x: Any) -> Any:
-        require_float("mean", x)
+        require_float(None, x)
         return xp_of(x).mean(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
@@ -104,14 +106,14 @@ def _argext_weights(f: _Reduction) -> Variable:
     y = f.outputs[0]().data
     xp = xp_of(x)
     hit = xp.astype(x == xp.reshape(y, _keepdims_shape(x.shape, f.axes)), x.dtype)
-    return Variable._wrap(hit / xp.sum(hit, axis=f.axes, keepdims=True), False)
+    return const(hit / xp.sum(hit, axis=f.axes, keepdims=True))
 
 
 class Prod(_Reduction):
     name = "prod"
 
     def forward(self, x: Any) -> Any:
-        require_float("prod", x)
+        require_float(None, x)
         return xp_of(x).prod(x, axis=self._axes(x), keepdims=self.keepdims)
 
     def backward(self, gy: Variable) -> Variable:
@@ -133,11 +135,11 @@ class Prod(_Reduction):
         none = xp.astype(nzeros == 0, dt)
         one = xp.astype(nzeros == 1, dt)
         two = xp.astype(nzeros == 2, dt)
-        x_nz = x * Variable._wrap(1 - zf, False) + Variable._wrap(zf, False)
+        x_nz = x * const(1 - zf) + const(zf)
         p_nz = Prod(self.axes, True)(x_nz)
-        zsum = broadcast_to(Sum(self.axes, True)(x * Variable._wrap(zf, False)), x.shape)
-        z = (Variable._wrap(none + one * zf, False) + Variable._wrap(one * (1 - zf), False) * zsum
-             + Variable._wrap(two * zf, False) * (zsum - x))
+        zsum = broadcast_to(Sum(self.axes, True)(x * const(zf)), x.shape)
+        z = (const(none + one * zf) + const(one * (1 - zf)) * zsum
+             + const(two * zf) * (zsum - x))
         others = (broadcast_to(p_nz, x.shape) / x_nz) * z
         return self._expand(gy) * others
 
@@ -146,7 +148,7 @@ class LogSumExp(_Reduction):
     name = "logsumexp"
 
     def forward(self, x: Any) -> Any:
-        require_float("logsumexp", x)
+        require_float(None, x)
         xp = xp_of(x)
         axes = self._nonempty_axes(x)
         m = xp.max(x, axis=axes, keepdims=True)
@@ -160,7 +162,7 @@ class LogSumExp(_Reduction):
         y = self._expand(self.outputs[0]())
         yd = y.data
         xp = xp_of(yd)
-        empty = xp.asarray(yd == -math.inf)  # (0-d NumPy comparisons give a scalar)
+        empty = rearray(yd == -math.inf, yd)
         if bool(xp.any(empty)):  # an all -inf slice: its softmax is 0, not -inf - -inf
             y = where(empty, 0.0, y)
         # a slice holding +inf: exp(x - inf) is 0 for its finite entries, NaN for the inf ones
@@ -175,7 +177,7 @@ class Var(_Reduction):
         self.correction = correction
 
     def forward(self, x: Any) -> Any:
-        require_float(self.name, x)
+        require_float(None, x)
         axes = self._axes(x)
         return xp_of(x).var(x, axis=axes, correction=self.correction, keepdims=self.keepdims)
 
@@ -198,7 +200,7 @@ class Std(Var):
     name = "std"
 
     def forward(self, x: Any) -> Any:
-        require_float(self.name, x)
+        require_float(None, x)
         axes = self._axes(x)
         xp = xp_of(x)
         # the square root of var: PyTorch's std() refuses a fractional correction, var() takes it
@@ -211,23 +213,25 @@ class Std(Var):
         d, dof = self._centered()
         s = self._expand(self.outputs[0]())
         xp = xp_of(s.data)
-        flat = xp.asarray(s.data == 0)  # (0-d NumPy comparisons give a scalar)
+        flat = rearray(s.data == 0, s.data)
         if not bool(xp.any(flat)):
             return self._expand(gy) * d / (s * dof)
         return where(flat, 0.0, self._expand(gy) * d / (where(flat, 1.0, s) * dof))
 
 
 class CumulativeSum(Function):
+    name = "cumulative_sum"
+
     def __init__(self, axis: int | None, include_initial: bool) -> None:
         self.axis, self.include_initial = axis, include_initial
 
     def forward(self, x: Any) -> Any:
         if self.axis is None:
             if x.ndim != 1:
-                raise ValueError(f"cumulative_sum: axis is required for an input of shape "
+                raise ValueError(f"axis is required for an input of shape "
                                  f"{tuple(x.shape)}")
             self.axis = 0
-        self.axis = normalize_axis(self.axis, x.ndim, "cumulative_sum")[0]
+        self.axis = normalize_axis(self.axis, x.ndim, None)[0]
         return xp_of(x).cumulative_sum(x, axis=self.axis, include_initial=self.include_initial)
 
     def backward(self, gy: Variable) -> Variable:

@@ -7,7 +7,9 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from xgrad.core import Function, Variable, get_namespace, is_array, numel
+from xgrad._array import gather, get_namespace, is_array, numel
+from xgrad.backends import BackendUnavailable, backend_of, resolve_target
+from xgrad.core import Function, Variable, _new_variable
 from xgrad.dtypes import dtype_name
 from xgrad.functions._util import (
     array_data,
@@ -16,7 +18,6 @@ from xgrad.functions._util import (
     check_int,
     check_shape,
     describe,
-    gather,
     normalize_axis,
     xp_of,
 )
@@ -42,7 +43,7 @@ def _sum_to_array(x: Any, shape: tuple) -> Any:
 def _zeros_like_shape(x: Variable, shape: tuple) -> Variable:
     """A constant Variable of zeros with ``x``'s dtype and device."""
     d = x.data
-    return Variable._wrap(xp_of(d).zeros(shape, dtype=d.dtype, device=d.device), False)
+    return _new_variable(xp_of(d).zeros(shape, dtype=d.dtype, device=d.device))
 
 
 # --- reshaping and permuting --------------------------------------------------------------
@@ -61,8 +62,10 @@ class Reshape(Function):
 
 
 class Transpose(Function):
-    def __init__(self, axes: tuple | None) -> None:
-        self.axes = axes
+    name = "permute_dims"
+
+    def __init__(self, axes: tuple | None, name: str = "permute_dims") -> None:
+        self.axes, self.name = axes, name  # transpose() and permute_dims() both build one
 
     def forward(self, x: Any) -> Any:
         n = x.ndim
@@ -71,7 +74,7 @@ class Transpose(Function):
         else:
             axes = tuple(a + n if isinstance(a, int) and -n <= a < 0 else a for a in self.axes)
             if sorted(axes) != list(range(n)):
-                raise ValueError(f"permute_dims: axes {self.axes} are not a permutation of the "
+                raise ValueError(f"axes {self.axes} are not a permutation of the "
                                  f"{n} dimensions of shape {tuple(x.shape)}")
             self.axes = axes
         return xp_of(x).permute_dims(x, self.axes)
@@ -82,9 +85,11 @@ class Transpose(Function):
 
 
 class MatrixTranspose(Function):
+    name = "matrix_transpose"
+
     def forward(self, x: Any) -> Any:
         if x.ndim < 2:
-            raise ValueError(f"matrix_transpose needs at least 2 dimensions, got shape "
+            raise ValueError(f"needs at least 2 dimensions, got shape "
                              f"{tuple(x.shape)}")
         return xp_of(x).matrix_transpose(x)
 
@@ -93,11 +98,13 @@ class MatrixTranspose(Function):
 
 
 class Flip(Function):
+    name = "flip"
+
     def __init__(self, axis: Any) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> Any:
-        self.axes = normalize_axis(self.axis, x.ndim, "flip")
+        self.axes = normalize_axis(self.axis, x.ndim, None)
         return xp_of(x).flip(x, axis=self.axes)
 
     def backward(self, gy: Variable) -> Variable:
@@ -134,16 +141,18 @@ def _fill(gys: tuple, like: Variable, shapes: list) -> list:
 
 
 class Concat(Function):
+    name = "concat"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
         shapes = [tuple(x.shape) for x in xs]
         x0 = shapes[0]
-        axis = normalize_axis(self.axis, len(x0), "concat")[0]
+        axis = normalize_axis(self.axis, len(x0), None)[0]
         for s in shapes[1:]:
             if len(s) != len(x0) or s[:axis] + s[axis + 1:] != x0[:axis] + x0[axis + 1:]:
-                raise ValueError(f"concat: shapes {', '.join(map(str, shapes))} must agree "
+                raise ValueError(f"shapes {', '.join(map(str, shapes))} must agree "
                                  f"except along axis {self.axis}")
         self.axis = axis
         return xp_of(xs[0]).concat(list(xs), axis=axis)
@@ -174,14 +183,16 @@ class Split(Function):
 
 
 class Stack(Function):
+    name = "stack"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, *xs: Any) -> Any:
         shapes = [tuple(x.shape) for x in xs]
         if any(s != shapes[0] for s in shapes):
-            raise ValueError(f"stack: shapes {', '.join(map(str, shapes))} must be equal")
-        self.axis = normalize_axis(self.axis, len(shapes[0]) + 1, "stack")[0]
+            raise ValueError(f"shapes {', '.join(map(str, shapes))} must be equal")
+        self.axis = normalize_axis(self.axis, len(shapes[0]) + 1, None)[0]
         return xp_of(xs[0]).stack(list(xs), axis=self.axis)
 
     def backward(self, gy: Variable) -> tuple:
@@ -190,11 +201,13 @@ class Stack(Function):
 
 
 class Unstack(Function):
+    name = "unstack"
+
     def __init__(self, axis: int) -> None:
         self.axis = axis
 
     def forward(self, x: Any) -> tuple:
-        self.axis = axis = normalize_axis(self.axis, x.ndim, "unstack")[0]
+        self.axis = axis = normalize_axis(self.axis, x.ndim, None)[0]
         head = (slice(None),) * axis
         ys = tuple(x[head + (i, ...)] for i in range(x.shape[axis]))
         self.shape = tuple(x.shape[:axis]) + tuple(x.shape[axis + 1:])
@@ -262,12 +275,12 @@ def _unmask(gy: Any, mask: Any, shape: tuple) -> Any:
 
 
 class GetItem(Function):
+    name = "get_item"
+
     def __init__(self, key: Any) -> None:
         self.key = key
 
     def forward(self, x: Any) -> Any:
-        from xgrad.backends import backend_of
-
         if not backend_of(x).checks_bounds:  # JAX clamps (or fills NaN) instead of raising
             check_bounds(x, self.key)
         try:
@@ -277,7 +290,7 @@ class GetItem(Function):
             raise
         if any(d is None or d != d for d in y.shape):  # None (the standard) or NaN (dask)
             raise ValueError(
-                f"get_item: indexing a {type(x).__module__}.{type(x).__name__} of shape "
+                f"indexing a {type(x).__module__}.{type(x).__name__} of shape "
                 f"{tuple(x.shape)} with a boolean mask gives a shape that depends on the data "
                 f"({tuple(y.shape)}), which this lazy array library does not know before "
                 f"computing; use where(mask, x, 0) to keep the shape, or index data of an eager "
@@ -300,8 +313,6 @@ class GetItemGrad(Function):
         key = self.key
         if len(key) == 1 and _is_mask(key[0]):
             return _unmask(gy, key[0], self.shape)
-        from xgrad.backends import backend_of
-
         if _is_basic(key):
             out = xp_of(gy).zeros(self.shape, dtype=gy.dtype, device=gy.device)
             return backend_of(gy).add_at(out, key, gy)
@@ -327,9 +338,9 @@ class To(Function):
     def __init__(self, backend: Any, device: Any) -> None:
         self.backend, self.device = backend, device
 
-    def forward(self, x: Any) -> Any:
-        from xgrad.backends import backend_of
+    name = "to"
 
+    def forward(self, x: Any) -> Any:
         self.source = backend_of(x)
         self.source_device = x.device
         # a device without the dtype (array_api_strict's no_float64, Apple MPS) either casts
@@ -346,26 +357,11 @@ class To(Function):
     def _no_dtype(self, name: str, device: Any) -> None:
         dev = self.backend.device_spec(device if device is not None else
                                        self.backend.default_device)
-        raise TypeError(f"to: {dev} has no {name}; cast first, e.g. "
+        raise TypeError(f"{dev} has no {name}; cast first, e.g. "
                         f"F.astype(x, 'float32').to({dev!r})")
 
     def backward(self, gy: Variable) -> Variable:
         return To(self.source, self.source_device)(gy)
-
-    def __call__(self, x: Any) -> Any:
-        # The output lives elsewhere than the input, so the usual "same type" fix-up is skipped.
-        from xgrad.core import _enable_backprop
-
-        if not isinstance(x, Variable):
-            x = Variable._wrap(x, False) if is_array(x) else Variable(x)
-        y = Variable._wrap(self.forward(x.data))
-        if _enable_backprop.get() and x.requires_grad:
-            import weakref
-
-            self.generation = x.generation
-            y.creator, y.generation, y.requires_grad = self, x.generation + 1, True
-            self.inputs, self.outputs = [x], [weakref.ref(y)]
-        return y
 
 
 # --- public functions ---------------------------------------------------------------------
@@ -379,7 +375,7 @@ def reshape(x: Any, shape: tuple) -> Variable:
 
 def transpose(x: Any, axes: tuple | None = None) -> Variable:
     """Permute the dimensions (reverse them when ``axes`` is None); DeZero's name."""
-    return Transpose(None if axes is None else _axes(x, axes, "transpose"))(x)
+    return Transpose(None if axes is None else _axes(x, axes, "transpose"), "transpose")(x)
 
 
 def permute_dims(x: Any, axes: tuple) -> Variable:
@@ -533,8 +529,6 @@ def to(x: Any, target: Any) -> Variable:
     """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend).
     The dtype never changes: a target device that lacks ``x``'s dtype (float64 on
     ``"array_api_strict:no_float64"``) raises a TypeError; cast first with ``astype``."""
-    from xgrad.backends import BackendUnavailable, resolve_target
-
     try:
         backend, device = resolve_target(target)
     except (ValueError, TypeError, BackendUnavailable) as e:

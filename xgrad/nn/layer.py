@@ -31,6 +31,7 @@ from xgrad.io import (
     save,
     spec_of,
 )
+from xgrad.viz import plot_graph
 
 __all__ = ["Layer", "Model", "Sequential", "Entry"]
 
@@ -344,8 +345,6 @@ class Model(Layer):
     def plot(self, *inputs: Any, path: str = "model.png") -> Any:
         """Run the model on ``inputs`` and draw the graph of its output to ``path``
         (``xgrad.viz.plot_graph``; a ``.dot`` path needs no Graphviz). Returns the path."""
-        from xgrad.viz import plot_graph
-
         return plot_graph(self(*inputs), path, verbose=True)
 
 
