@@ -9,6 +9,12 @@ from typing import Any
 
 from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
 
+__all__ = [
+    "array_data", "basic_key", "check_axis", "check_bool", "check_bounds", "check_int",
+    "check_probability", "check_real", "check_shape", "constant", "describe", "embed", "gather",
+    "host_array", "normalize_axis", "require_float", "xp_of",
+]
+
 
 def describe(v: Any) -> str:
     """A short description of a bad argument for an error message: its type and value (arrays
@@ -20,6 +26,11 @@ def describe(v: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(v).__name__} {text}"
+
+
+def constant(a: Any) -> Variable:
+    """A raw array as a constant Variable (no gradient flows into it)."""
+    return Variable._wrap(a, False)
 
 
 def _as_int(v: Any) -> int | None:

@@ -7,13 +7,18 @@ with a message naming the function instead of silently computing in float64."""
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Number, Real
 from typing import Any
 
 from xgrad.core import Function, Variable, get_namespace, is_array
-from xgrad.functions._util import array_data, check_real, describe, require_float, xp_of
+from xgrad.functions._util import array_data, check_real, constant, describe, require_float, xp_of
 from xgrad.functions.shape import sum_to
+
+__all__ = [
+    "abs", "add", "astype", "clip", "cos", "div", "divide", "exp", "expm1", "log", "log1p",
+    "maximum", "minimum", "mul", "multiply", "neg", "negative", "pow", "sin", "sqrt", "square",
+    "sub", "subtract", "tan", "tanh", "where",
+]
 
 
 def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
@@ -21,11 +26,6 @@ def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
     if not x.requires_grad:
         return None
     return g if g.shape == x.shape else sum_to(g, x.shape)
-
-
-def _const(a: Any) -> Variable:
-    """A raw array as a constant Variable (no gradient flows into it)."""
-    return Variable._wrap(a, False)
 
 
 # --- arithmetic ---------------------------------------------------------------------------
@@ -165,7 +165,7 @@ class Abs(Function):
 
     def backward(self, gy: Variable) -> Variable:
         x = self.inputs[0]
-        return gy * _const(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
+        return gy * constant(xp_of(x.data).sign(x.data))  # subgradient 0 at 0
 
 
 # --- exponentials and logarithms ----------------------------------------------------------
@@ -279,100 +279,6 @@ class TanhGrad(Function):
         return gy_y, (TanhGrad()(y, g) if gy.requires_grad else None)
 
 
-# --- activations --------------------------------------------------------------------------
-class Sigmoid(Function):
-    def forward(self, x: Any) -> Any:
-        require_float("sigmoid", x)
-        xp = xp_of(x)
-        # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
-        # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
-        # The numerator max(z, [x >= 0]) is 1 or z (a where over random signs is 5x slower).
-        z = xp.exp(-xp.abs(x))
-        return xp.maximum(z, xp.astype(x >= 0, x.dtype)) / (1 + z)
-
-    def backward(self, gy: Variable) -> Variable:
-        return SigmoidGrad()(self.outputs[0](), gy)
-
-
-class SigmoidGrad(Function):
-    """gy * y * (1 - y) from sigmoid's output y, fused: one node instead of three."""
-
-    def forward(self, y: Any, gy: Any) -> Any:
-        return gy * (y - y * y)
-
-    def backward(self, g: Variable) -> tuple:
-        y, gy = self.inputs
-        gy_y = g * gy * (1 - (y + y)) if y.requires_grad else None
-        return gy_y, (SigmoidGrad()(y, g) if gy.requires_grad else None)
-
-
-class ReLU(Function):
-    def forward(self, x: Any) -> Any:
-        require_float("relu", x)
-        return xp_of(x).maximum(x, 0.0)
-
-    def backward(self, gy: Variable) -> Variable:
-        return ReLUGrad()(self.outputs[0](), gy)
-
-
-class ReLUGrad(Function):
-    """gy where relu's output y > 0, else 0 (subgradient 0 at 0), fused: one node, no mask kept
-    between forward and backward (y is)."""
-
-    def forward(self, y: Any, gy: Any) -> Any:
-        return gy * xp_of(y).astype(y > 0, gy.dtype)  # a product: 10x faster than a where
-
-    def backward(self, g: Variable) -> tuple:
-        return None, ReLUGrad()(self.inputs[0], g)  # the mask is piecewise constant in y
-
-
-class LeakyReLU(Function):
-    def __init__(self, slope: float) -> None:
-        self.slope = slope
-
-    def forward(self, x: Any) -> Any:
-        require_float("leaky_relu", x)
-        return xp_of(x).where(x > 0, x, x * self.slope)
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0].data
-        xp = xp_of(x)
-        slope = self.slope
-        return gy * _const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
-
-
-_GELU_C = math.sqrt(2 / math.pi)
-_GELU_A = 0.044715
-
-
-class GELU(Function):
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
-
-    def forward(self, x: Any) -> Any:
-        require_float("gelu", x)
-        t = xp_of(x).tanh((x + _GELU_A * (x * x * x)) * _GELU_C)
-        return (t + 1) * x * 0.5
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        x2 = x * x
-        t = tanh((x + _GELU_A * x2 * x) * _GELU_C)
-        # product rule: 0.5 (1 + t) + 0.5 x (1 - t^2) * d(inner)/dx
-        inner_grad = (x2 * (3 * _GELU_A) + 1) * _GELU_C
-        return gy * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * inner_grad)
-
-
-class Softplus(Function):
-    def forward(self, x: Any) -> Any:
-        require_float("softplus", x)
-        xp = xp_of(x)
-        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive
-        return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * sigmoid(self.inputs[0])
-
-
 # --- comparisons and selection ------------------------------------------------------------
 class Maximum(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
@@ -397,8 +303,8 @@ def _select_grads(inputs: list, gy: Variable, wins: Any) -> tuple:
     xp = xp_of(a)
     dt = gy.dtype
     m0 = xp.astype(wins(a, b), dt) + xp.astype(a == b, dt) * 0.5
-    g0 = _unbroadcast(gy * _const(m0), x0) if x0.requires_grad else None
-    g1 = _unbroadcast(gy * _const(1 - m0), x1) if x1.requires_grad else None
+    g0 = _unbroadcast(gy * constant(m0), x0) if x0.requires_grad else None
+    g1 = _unbroadcast(gy * constant(1 - m0), x1) if x1.requires_grad else None
     return g0, g1
 
 
@@ -420,7 +326,7 @@ class Clip(Function):
             inside = x <= self.hi if inside is None else xp.logical_and(inside, x <= self.hi)
         if inside is None:
             return gy
-        return gy * _const(xp.astype(inside, x.dtype))
+        return gy * constant(xp.astype(inside, x.dtype))
 
 
 class Where(Function):
@@ -433,7 +339,7 @@ class Where(Function):
     def backward(self, gy: Variable) -> tuple:
         cond, x0, x1 = self.inputs
         g = gy.data
-        zero = _const(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
+        zero = constant(xp_of(g).zeros((), dtype=g.dtype, device=g.device))
         g0 = _unbroadcast(where(cond, gy, zero), x0) if x0.requires_grad else None
         g1 = _unbroadcast(where(cond, zero, gy), x1) if x1.requires_grad else None
         return None, g0, g1
@@ -552,33 +458,6 @@ def tan(x: Any) -> Variable:
 def tanh(x: Any) -> Variable:
     """Hyperbolic tangent."""
     return Tanh()(x)
-
-
-def sigmoid(x: Any) -> Variable:
-    """1 / (1 + e^-x), in the two-sided form (1/(1+e^-x) for x >= 0, e^x/(1+e^x) below): no
-    overflow, and full relative precision for large negative x (sigmoid(-40) is 4.2e-18, so
-    log(sigmoid(x)) stays finite)."""
-    return Sigmoid()(x)
-
-
-def relu(x: Any) -> Variable:
-    """max(x, 0); the gradient at 0 is 0."""
-    return ReLU()(x)
-
-
-def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
-    """x where x > 0, else slope * x (DeZero's default slope 0.2)."""
-    return LeakyReLU(check_real(slope, "leaky_relu", "slope"))(x)
-
-
-def gelu(x: Any) -> Variable:
-    """Gaussian error linear unit, tanh approximation (as in GPT-2 / BERT)."""
-    return GELU()(x)
-
-
-def softplus(x: Any) -> Variable:
-    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): finite for any finite x."""
-    return Softplus()(x)
 
 
 def maximum(x0: Any, x1: Any) -> Variable:

@@ -1,4 +1,4 @@
-"""Neural-network functions: softmax, losses, accuracy, dropout, normalization, embeddings.
+"""Neural-network functions: losses, accuracy, dropout, normalization, embeddings.
 
 Forwards are fused and numerically stable (shift by the maximum; cross entropy from
 log-softmax, never the log of a softmax). Backward rules are written with Variables, one body
@@ -18,17 +18,17 @@ from xgrad.functions._util import (
     check_probability,
     check_real,
     host_array,
-    normalize_axis,
     require_float,
     xp_of,
 )
-from xgrad.functions.math import exp, pow, sigmoid
+from xgrad.functions.activation import sigmoid, softmax
+from xgrad.functions.math import pow
 from xgrad.functions.reduce import mean, sum
 from xgrad.functions.shape import get_item, reshape, sum_to
 
 __all__ = [
-    "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "log_softmax",
-    "mean_squared_error", "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
+    "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "mean_squared_error",
+    "sigmoid_cross_entropy", "softmax_cross_entropy",
 ]
 
 
@@ -38,62 +38,6 @@ def _labels(t: Any, like: Any, fname: str, arg: str = "targets") -> Any:
     if not xp_of(t).isdtype(t.dtype, "integral"):
         raise TypeError(f"{fname}: {arg} must be integer class labels, got dtype {t.dtype}")
     return t
-
-
-def _logsumexp(x: Any, axes: tuple) -> Any:
-    xp = xp_of(x)
-    m = xp.max(x, axis=axes, keepdims=True)
-    return m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# softmax and log-softmax
-# ---------------------------------------------------------------------------------------------
-class Softmax(Function):
-    """Softmax along axes; backward from the output y: y * (gy - sum(y * gy))."""
-
-    def __init__(self, axis: Any) -> None:
-        self.axis = axis
-
-    def forward(self, x: Any) -> Any:
-        require_float("softmax", x)
-        xp = xp_of(x)
-        self.axes = normalize_axis(self.axis, x.ndim, "softmax")
-        y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
-        return y / xp.sum(y, axis=self.axes, keepdims=True)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
-        gx = y * gy
-        return gx - y * sum(gx, axis=self.axes, keepdims=True)
-
-
-class LogSoftmax(Function):
-    """x - logsumexp(x) along axes; backward: gy - softmax * sum(gy)."""
-
-    def __init__(self, axis: Any) -> None:
-        self.axis = axis
-
-    def forward(self, x: Any) -> Any:
-        require_float("log_softmax", x)
-        self.axes = normalize_axis(self.axis, x.ndim, "log_softmax")
-        return x - _logsumexp(x, self.axes)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
-        return gy - exp(y) * sum(gy, axis=self.axes, keepdims=True)
-
-
-def softmax(x: Any, axis: Any = -1) -> Variable:
-    """exp(x) / sum(exp(x)) along ``axis`` (an int, a tuple, None: all axes), shifted by the
-    maximum (stable for large inputs)."""
-    return Softmax(axis)(x)
-
-
-def log_softmax(x: Any, axis: Any = -1) -> Variable:
-    """log(softmax(x)) along ``axis`` (an int, a tuple, None: all axes), computed as
-    x - logsumexp(x): finite where softmax underflows."""
-    return LogSoftmax(axis)(x)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -17,6 +17,10 @@ from xgrad.functions._util import (
 from xgrad.functions.math import exp, where
 from xgrad.functions.shape import broadcast_to, flip, get_item, reshape
 
+__all__ = [
+    "cumulative_sum", "logsumexp", "max", "mean", "min", "prod", "std", "sum", "var",
+]
+
 
 def _keepdims_shape(shape: tuple, axes: tuple) -> tuple:
     return tuple(1 if i in axes else s for i, s in enumerate(shape))
