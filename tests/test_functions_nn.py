@@ -440,3 +440,22 @@ def test_fused_gradients_first_order_equal_recorded(backend):
             got.append([to_host(v.grad) for v in vs])
         for a, b_ in zip(*got):
             assert_close(a, b_)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_softmax_family_edge_cases_follow_pytorch(backend):
+    """One shift by the maximum, one policy (PyTorch's): a row of only -inf, or one holding
+    +inf, has logsumexp -inf / inf and softmax, log_softmax and the loss NaN; rows beside it
+    are unaffected."""
+    inf = np.inf
+    rows = [[-inf, -inf, -inf], [inf, 1.0, 2.0], [0.0, 1.0, 2.0]]
+    x = arr(backend, rows)
+    assert_close(F.logsumexp(x, axis=1), [-inf, inf, np.log(np.exp([0, 1, 2]).sum())])
+    for f in (F.softmax, F.log_softmax):
+        y = to_host(f(x, axis=1))
+        assert np.isnan(y[:2]).all(), f"{f.__name__}: {y}"
+        ref = softmax_ref(np.array(rows[2]))
+        assert_close(y[2], ref if f is F.softmax else np.log(ref))
+    for i in (0, 1):
+        assert np.isnan(to_host(F.softmax_cross_entropy(x[i:i + 1, :], [1])))
+    assert np.isfinite(to_host(F.softmax_cross_entropy(x[2:, :], [1])))

@@ -12,7 +12,7 @@ from xgrad.core import Variable, get_namespace, is_array, is_float_dtype
 __all__ = [
     "array_data", "basic_key", "check_axis", "check_bool", "check_bounds", "check_int",
     "check_probability", "check_real", "check_shape", "constant", "describe", "embed", "gather",
-    "host_array", "normalize_axis", "require_float", "xp_of",
+    "host_array", "logsumexp_parts", "normalize_axis", "require_float", "xp_of",
 ]
 
 
@@ -31,6 +31,18 @@ def describe(v: Any) -> str:
 def constant(a: Any) -> Variable:
     """A raw array as a constant Variable (no gradient flows into it)."""
     return Variable._wrap(a, False)
+
+
+def logsumexp_parts(x: Any, axes: tuple) -> tuple:
+    """``(m, e, s)`` over ``axes``, kept: the maximum m, e = exp(x - m) and s = sum(e), so that
+    logsumexp = m + log(s), softmax = e / s, log_softmax = x - (m + log(s)); the one shift by the
+    maximum in the library. Edge cases follow PyTorch: a slice of only -inf or holding +inf
+    gives NaN in softmax and log_softmax (m is not finite), and logsumexp takes m there
+    (-inf and inf)."""
+    xp = xp_of(x)
+    m = xp.max(x, axis=axes, keepdims=True)
+    e = xp.exp(x - m)
+    return m, e, xp.sum(e, axis=axes, keepdims=True)
 
 
 def _as_int(v: Any) -> int | None:

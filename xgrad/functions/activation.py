@@ -8,17 +8,18 @@ import math
 from typing import Any
 
 from xgrad.core import Function, Variable
-from xgrad.functions._util import check_real, constant, normalize_axis, require_float, xp_of
+from xgrad.functions._util import (
+    check_real,
+    constant,
+    logsumexp_parts,
+    normalize_axis,
+    require_float,
+    xp_of,
+)
 from xgrad.functions.math import exp, tanh
 from xgrad.functions.reduce import sum
 
 __all__ = ["gelu", "leaky_relu", "log_softmax", "relu", "sigmoid", "softmax", "softplus"]
-
-
-def _logsumexp(x: Any, axes: tuple) -> Any:
-    xp = xp_of(x)
-    m = xp.max(x, axis=axes, keepdims=True)
-    return m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
 
 
 class Sigmoid(Function):
@@ -122,10 +123,9 @@ class Softmax(Function):
 
     def forward(self, x: Any) -> Any:
         require_float("softmax", x)
-        xp = xp_of(x)
         self.axes = normalize_axis(self.axis, x.ndim, "softmax")
-        y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
-        return y / xp.sum(y, axis=self.axes, keepdims=True)
+        _, e, s = logsumexp_parts(x, self.axes)
+        return e / s
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]()
@@ -142,7 +142,8 @@ class LogSoftmax(Function):
     def forward(self, x: Any) -> Any:
         require_float("log_softmax", x)
         self.axes = normalize_axis(self.axis, x.ndim, "log_softmax")
-        return x - _logsumexp(x, self.axes)
+        m, _, s = logsumexp_parts(x, self.axes)
+        return x - (m + xp_of(x).log(s))
 
     def backward(self, gy: Variable) -> Variable:
         y = self.outputs[0]()
@@ -151,13 +152,15 @@ class LogSoftmax(Function):
 
 def softmax(x: Any, axis: Any = -1) -> Variable:
     """exp(x) / sum(exp(x)) along ``axis`` (an int, a tuple, None: all axes), shifted by the
-    maximum (stable for large inputs)."""
+    maximum (stable for large inputs). A slice of only -inf, or holding +inf, gives NaN (as
+    in PyTorch)."""
     return Softmax(axis)(x)
 
 
 def log_softmax(x: Any, axis: Any = -1) -> Variable:
     """log(softmax(x)) along ``axis`` (an int, a tuple, None: all axes), computed as
-    x - logsumexp(x): finite where softmax underflows."""
+    x - logsumexp(x): finite where softmax underflows. A slice of only -inf, or holding +inf,
+    gives NaN (as in PyTorch; ``logsumexp`` itself gives -inf and inf there)."""
     return LogSoftmax(axis)(x)
 
 

@@ -18,6 +18,7 @@ from xgrad.functions._util import (
     check_probability,
     check_real,
     host_array,
+    logsumexp_parts,
     require_float,
     xp_of,
 )
@@ -106,9 +107,7 @@ class SoftmaxCrossEntropy(Function):
         else:
             self.count, self.valid = n, None
         self.onehot = xp.astype(hit, x.dtype)  # in x's dtype: float32 stays float32
-        m = xp.max(x, axis=1, keepdims=True)
-        e = xp.exp(x - m)
-        s = xp.sum(e, axis=1, keepdims=True)
+        m, e, s = logsumexp_parts(x, (1,))
         self.p = e / s if poison is None else e / s + poison
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
         if poison is not None:

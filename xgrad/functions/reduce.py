@@ -10,6 +10,7 @@ from xgrad.functions._util import (
     check_bool,
     check_int,
     check_real,
+    logsumexp_parts,
     normalize_axis,
     require_float,
     xp_of,
@@ -153,9 +154,8 @@ class LogSumExp(_Reduction):
         require_float("logsumexp", x)
         xp = xp_of(x)
         axes = self._nonempty_axes(x)
-        m = xp.max(x, axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or inf) slices
-        y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
+        m, _, s = logsumexp_parts(x, axes)
+        y = xp.where(xp.isfinite(m), m + xp.log(s), m)  # all -inf: -inf; holding inf: inf
         return y if self.keepdims else xp.reshape(y, tuple(
             s for i, s in enumerate(y.shape) if i not in axes))
 
