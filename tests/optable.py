@@ -501,7 +501,7 @@ CONV = [
          good=lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0, "to_matrix": True})),
     Case("col2im", lambda c: F.col2im(c, (2, 3, 5, 5), 3, 2, 1, to_matrix=False),
          lambda c: col2im_ref(c, (2, 3, 5, 5), (3, 3), (2, 2), (1, 1)), [(2, 3, 3, 3, 3, 3)],
-         good=(lambda e: ((Variable(F.im2col(e.f(1, 1, 4, 4), 2).data), (1, 1, 4, 4), 2),
+         good=(lambda e: ((Variable(F.im2col(e.f(1, 1, 4, 4), 2, 2).data), (1, 1, 4, 4), 2),
                             {"stride": 2, "pad": 0, "to_matrix": True}))),
     Case("max_pooling", lambda x: F.max_pooling(x, 2, 2), lambda x: pool_ref(x, 2, 2, 0, "max"),
          [(2, 3, 4, 4)], "distinct",
