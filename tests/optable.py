@@ -85,13 +85,13 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1 + np.tanh(GELU_C * (x + 0.044715 * x ** 3)))
 
 
-def _softmax(x: np.ndarray, axis: Any = -1) -> np.ndarray:
+def softmax_ref(x: np.ndarray, axis: Any = -1) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _sce(x: np.ndarray, t: list) -> np.ndarray:
-    return -np.mean(np.log(_softmax(x, 1))[np.arange(len(t)), t])
+def sce_ref(x: np.ndarray, t: list) -> np.ndarray:
+    return -np.mean(np.log(softmax_ref(x, 1))[np.arange(len(t)), t])
 
 
 def _bce(x: np.ndarray, t: np.ndarray) -> np.ndarray:
@@ -99,7 +99,7 @@ def _bce(x: np.ndarray, t: np.ndarray) -> np.ndarray:
     return -np.mean(t * np.log(p) + (1 - t) * np.log(1 - p))
 
 
-def _normalize(x: np.ndarray, g: np.ndarray, b: np.ndarray, axes: Any, eps: float = 0.0
+def normalize_ref(x: np.ndarray, g: np.ndarray, b: np.ndarray, axes: Any, eps: float = 0.0
                ) -> np.ndarray:
     eps = eps or (2e-5 if axes != -1 else 1e-5)  # batch_norm's and layer_norm's defaults
     mu, var = x.mean(axis=axes, keepdims=True), x.var(axis=axes, keepdims=True)
@@ -275,17 +275,17 @@ ACTIVATION = [
     Case("softplus", F.softplus, lambda x: np.log1p(np.exp(x)), [(2, 3)],
          float_only=True,
          prop=Prop("unary", lambda b: b + 1.0)),
-    Case("softmax", F.softmax, _softmax, [(3, 4)],
+    Case("softmax", F.softmax, softmax_ref, [(3, 4)],
          good=lambda e: ((e.f(2, 3),), {"axis": -1}),
          float_only=True,
          prop=Prop("along", lambda b, n: 1.0)),
-    Case("softmax_axis0", lambda x: F.softmax(x, axis=0), lambda x: _softmax(x, 0), [(3, 4)]),
-    Case("log_softmax", F.log_softmax, lambda x: np.log(_softmax(x)), [(3, 4)],
+    Case("softmax_axis0", lambda x: F.softmax(x, axis=0), lambda x: softmax_ref(x, 0), [(3, 4)]),
+    Case("log_softmax", F.log_softmax, lambda x: np.log(softmax_ref(x)), [(3, 4)],
          good=lambda e: ((e.f(2, 3),), {"axis": -1}),
          float_only=True,
          prop=Prop("along", lambda b, n: 2 * b + math.log(n))),
     Case("log_softmax_all", lambda x: F.log_softmax(x, axis=None),
-         lambda x: np.log(_softmax(x, None)), [(2, 3)]),
+         lambda x: np.log(softmax_ref(x, None)), [(2, 3)]),
 ]
 
 # shape.py
@@ -452,10 +452,10 @@ LINALG = [
 # nn.py
 NN = [
     Case("softmax_cross_entropy", lambda x: F.softmax_cross_entropy(x, [1, 0, 3]),
-         lambda x: _sce(x, [1, 0, 3]), [(3, 4)],
+         lambda x: sce_ref(x, [1, 0, 3]), [(3, 4)],
          good=lambda e: ((e.f(2, 3), e.i(2)), {"ignore_label": -1})),
     Case("softmax_cross_entropy_ignore", lambda x: F.softmax_cross_entropy(x, [1, -1, 3], -1),
-         lambda x: _sce(x[[0, 2]], [1, 3]), [(3, 4)]),
+         lambda x: sce_ref(x[[0, 2]], [1, 3]), [(3, 4)]),
     Case("sigmoid_cross_entropy", lambda x: F.sigmoid_cross_entropy(x, [[1, 0, 0], [0, 1, 1]]),
          lambda x: _bce(x, np.array([[1, 0, 0], [0, 1, 1]])), [(2, 3)],
          good=lambda e: ((e.f(2, 3), e.i(2, 3)), {})),
@@ -469,14 +469,14 @@ NN = [
          good=lambda e: ((e.f(2, 3),), {"dropout_ratio": 0.5}),
          float_only=True,
          arrays=1),
-    Case("batch_norm", F.batch_norm, lambda x, g, b: _normalize(x, g, b, 0), [(4, 3), (3,), (3,)],
+    Case("batch_norm", F.batch_norm, lambda x, g, b: normalize_ref(x, g, b, 0), [(4, 3), (3,), (3,)],
          good=(lambda e: ((e.f(4, 3), e.f(3), e.f(3)),
                                {"running_mean": e.f(3), "running_var": e.f(3, fill=1.0),
                                 "decay": 0.9, "eps": 2e-5}))),
     Case("batch_norm_4d", F.batch_norm,
-         lambda x, g, b: _normalize(x, g.reshape(1, 2, 1, 1), b.reshape(1, 2, 1, 1), (0, 2, 3)),
+         lambda x, g, b: normalize_ref(x, g.reshape(1, 2, 1, 1), b.reshape(1, 2, 1, 1), (0, 2, 3)),
          [(3, 2, 2, 2), (2,), (2,)]),
-    Case("layer_norm", F.layer_norm, lambda x, g, b: _normalize(x, g, b, -1), [(2, 3, 4), (4,), (4,)],
+    Case("layer_norm", F.layer_norm, lambda x, g, b: normalize_ref(x, g, b, -1), [(2, 3, 4), (4,), (4,)],
          good=lambda e: ((e.f(2, 3), e.f(3), e.f(3)), {"eps": 1e-5})),
     Case("embed_id", lambda W: F.embed_id([[0, 2, 2], [4, 2, 0]], W),
          lambda W: W[[[0, 2, 2], [4, 2, 0]]], [(5, 3)],

@@ -3,6 +3,7 @@ references on the host, gradcheck / gradgradcheck, dtype and device, stability, 
 
 import numpy as np
 import pytest
+from optable import normalize_ref, sce_ref, softmax_ref
 
 import xgrad
 import xgrad.functions as F
@@ -30,22 +31,6 @@ def check_dtype_device(backend, y, *inputs):
     for v in inputs:
         assert v.grad is not None
         assert v.grad.dtype == f32 and v.grad.device == backend.device
-
-
-# --- host references ------------------------------------------------------------------------
-def softmax_ref(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def sce_ref(x, t):
-    return -np.mean(np.log(softmax_ref(x, 1))[np.arange(len(t)), t])
-
-
-def normalize_ref(x, gamma, beta, axes, eps):
-    mu = x.mean(axis=axes, keepdims=True)
-    var = x.var(axis=axes, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta
 
 
 # --- softmax / log_softmax -------------------------------------------------------------------
