@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from optable import OPS
 
 import xgrad
 import xgrad.functions as F
@@ -187,19 +188,11 @@ NS = r"\S*"  # array_api_strict prints dtypes as array_api_strict.float32
 # ---------------------------------------------------------------------------------------------
 # Functions: wrong types, integer and bool arrays where floats are needed
 # ---------------------------------------------------------------------------------------------
-# one-tensor entry points, called as f(x)
-UNARY = ["abs", "cos", "cumulative_sum", "dropout", "exp", "expand_dims", "expm1", "flip",
-         "gelu", "leaky_relu", "log", "log1p", "log_softmax", "logsumexp", "matrix_transpose",
-         "max", "mean", "min", "neg", "negative", "prod", "relu", "sigmoid", "sin", "softmax",
-         "softplus", "sqrt", "square", "squeeze", "std", "sum", "tan", "tanh", "transpose",
-         "unstack", "var"]
-# two-tensor entry points, called as f(x, y)
-BINARY = ["add", "div", "divide", "matmul", "maximum", "mean_squared_error", "minimum", "mul",
-          "multiply", "pow", "sub", "subtract"]
-# differentiable math that refuses integer and bool arrays
-FLOAT_ONLY = ["clip", "cos", "exp", "expm1", "gelu", "leaky_relu", "log", "log1p",
-              "log_softmax", "logsumexp", "mean", "prod", "relu", "sigmoid", "sin", "softmax",
-              "softplus", "sqrt", "square", "std", "tan", "tanh", "var", "dropout"]
+# from the table: one-tensor entry points f(x), two-tensor ones f(x, y), and differentiable
+# functions that refuse integer and bool arrays
+UNARY = sorted(op for op, row in OPS.items() if row.arrays == 1)
+BINARY = sorted(op for op, row in OPS.items() if row.arrays == 2)
+FLOAT_ONLY = sorted(op for op, row in OPS.items() if row.float_only)
 FLOAT_ONLY_ARGS = {"clip": (0.0, 1.0)}
 def _no_array_rows() -> list:
     """Rows whose arguments hold no array at all (run once, not per backend)."""
@@ -506,60 +499,9 @@ GOOD_BY_NAME: dict[str, Callable[[Env], Any]] = {
 }
 
 
-def _col(e: Env) -> Variable:
-    return Variable(F.im2col(e.f(1, 1, 4, 4), 2, 2).data)
-
-
 # function -> a valid call ``(args, kwargs)``, every parameter given (defaults spelled out)
 GOOD_CALLS: dict[str, Callable[[Env], tuple[tuple, dict]]] = {
-    "astype": lambda e: ((e.f(2, 3), "int64"), {}),
-    "broadcast_to": lambda e: ((e.f(1, 3), (2, 3)), {}),
-    "get_item": lambda e: ((e.f(2, 3), 1), {}),
-    "matmul": lambda e: ((e.f(2, 3), e.f(3, 2)), {}),
-    "permute_dims": lambda e: ((e.f(2, 3), (1, 0)), {}),
-    "transpose": lambda e: ((e.f(2, 3), (1, 0)), {}),
-    "reshape": lambda e: ((e.f(2, 3), (3, 2)), {}),
-    "sum_to": lambda e: ((e.f(2, 3), (1, 3)), {}),
-    "to": lambda e: ((e.f(2, 3), "numpy"), {}),
-    "clip": lambda e: ((e.f(2, 3),), {"min": -0.5, "max": 0.5}),
-    "concat": lambda e: (([e.f(2, 3), e.f(2, 3)],), {"axis": 0}),
-    "stack": lambda e: (([e.f(2, 3), e.f(2, 3)],), {"axis": 0}),
-    "cumulative_sum": lambda e: ((e.f(2, 3),), {"axis": 1, "include_initial": False}),
-    "expand_dims": lambda e: ((e.f(2, 3),), {"axis": 0}),
-    "squeeze": lambda e: ((e.f(1, 3),), {"axis": 0}),
-    "flip": lambda e: ((e.f(2, 3),), {"axis": 1}),
-    "unstack": lambda e: ((e.f(2, 3),), {"axis": 0}),
-    "split": lambda e: ((e.f(2, 4), 2), {"axis": 1}),
-    "take": lambda e: ((e.f(2, 3), e.i(2)), {"axis": 1}),
-    "leaky_relu": lambda e: ((e.f(2, 3),), {"slope": 0.2}),
-    "linear": lambda e: ((e.f(2, 3), e.f(3, 2), e.f(2)), {}),
-    "tensordot": lambda e: ((e.f(2, 3), e.f(3, 2)), {"axes": 1}),
-    "where": lambda e: ((e.b(2, 3), e.f(2, 3), e.f(2, 3)), {}),
-    "accuracy": lambda e: ((e.f(2, 3), e.i(2)), {}),
-    "dropout": lambda e: ((e.f(2, 3),), {"dropout_ratio": 0.5}),
-    "embed_id": lambda e: ((e.i(2), e.f(5, 3)), {}),
-    "softmax": lambda e: ((e.f(2, 3),), {"axis": -1}),
-    "log_softmax": lambda e: ((e.f(2, 3),), {"axis": -1}),
-    "softmax_cross_entropy": lambda e: ((e.f(2, 3), e.i(2)), {"ignore_label": -1}),
-    "sigmoid_cross_entropy": lambda e: ((e.f(2, 3), e.i(2, 3)), {}),
-    "batch_norm": lambda e: ((e.f(4, 3), e.f(3), e.f(3)),
-                             {"running_mean": e.f(3), "running_var": e.f(3, fill=1.0),
-                              "decay": 0.9, "eps": 2e-5}),
-    "layer_norm": lambda e: ((e.f(2, 3), e.f(3), e.f(3)), {"eps": 1e-5}),
-    "im2col": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0, "to_matrix": True}),
-    "col2im": lambda e: ((_col(e), (1, 1, 4, 4), 2),
-                         {"stride": 2, "pad": 0, "to_matrix": True}),
-    "conv2d": lambda e: ((e.f(1, 3, 5, 5), e.f(2, 3, 3, 3)),
-                         {"b": e.f(2), "stride": 1, "pad": 0}),
-    "deconv2d": lambda e: ((e.f(1, 2, 3, 3), e.f(2, 3, 3, 3)),
-                           {"b": e.f(3), "stride": 1, "pad": 0, "outsize": (5, 5)}),
-    "max_pooling": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0}),
-    "average_pooling": lambda e: ((e.f(1, 1, 4, 4), 2), {"stride": 2, "pad": 0}),
-    **{name: (lambda e: ((e.f(2, 3),), {"axis": 1, "keepdims": False}))
-       for name in ("sum", "mean", "max", "min", "prod", "logsumexp")},
-    **{name: (lambda e: ((e.f(2, 3),), {"axis": 1, "keepdims": False, "correction": 0.0}))
-       for name in ("var", "std")},
-}
+    op: row.good for op, row in OPS.items() if row.good is not None}
 
 
 def good_call(name: str, e: Env) -> tuple[tuple, dict]:
@@ -569,8 +511,8 @@ def good_call(name: str, e: Env) -> tuple[tuple, dict]:
     args = []
     for p in inspect.signature(getattr(F, name)).parameters.values():
         if p.name not in GOOD_BY_NAME:
-            raise LookupError(f"F.{name}: give it a valid call in GOOD_CALLS (no default for "
-                              f"parameter {p.name!r})")
+            raise LookupError(f"F.{name}: give its main row in tests/optable.py a valid call "
+                              f"(good=...; no default for parameter {p.name!r})")
         args.append(GOOD_BY_NAME[p.name](e))
     return tuple(args), {}
 

@@ -1,8 +1,9 @@
 """Convolution and pooling (xgrad/functions/conv.py) on every backend, against naive loops on
-the host; gradcheck and gradgradcheck; dtype, device and bad input."""
+the host (the references of tests/optable.py); gradcheck and gradgradcheck; dtype, device and bad input."""
 
 import numpy as np
 import pytest
+from optable import conv_ref, deconv_ref, im2col_ref, pair, pool_ref
 
 import xgrad.functions as F
 from xgrad import Variable
@@ -20,64 +21,6 @@ XP = RNG.permutation(150).reshape(2, 3, 5, 5) * 0.1 - 7.0
 
 def arr(backend, a, dtype="float32"):
     return backend.asarray(np.asarray(a), dtype=dtype)
-
-
-def pair(v):
-    return (v, v) if isinstance(v, int) else v
-
-
-def pad_host(x, p, value=0.0):
-    return np.pad(x, ((0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])), constant_values=value)
-
-
-def windows(x, k, s, p, value=0.0):
-    """Naive host loop: yields (i, j, window (N, C, KH, KW)) for every output pixel."""
-    xp_ = pad_host(x, p, value)
-    oh = (x.shape[2] + 2 * p[0] - k[0]) // s[0] + 1
-    ow = (x.shape[3] + 2 * p[1] - k[1]) // s[1] + 1
-    for i in range(oh):
-        for j in range(ow):
-            yield i, j, xp_[:, :, i * s[0]:i * s[0] + k[0], j * s[1]:j * s[1] + k[1]], (oh, ow)
-
-
-def conv_ref(x, w, b, s, p):
-    s, p = pair(s), pair(p)
-    out = None
-    for i, j, win, (oh, ow) in windows(x, w.shape[2:], s, p):
-        if out is None:
-            out = np.zeros((x.shape[0], w.shape[0], oh, ow))
-        out[:, :, i, j] = np.tensordot(win, w, ((1, 2, 3), (1, 2, 3)))
-    return out + (0 if b is None else b.reshape(1, -1, 1, 1))
-
-
-def deconv_ref(x, w, b, s, p, outsize=None):
-    (sy, sx), (py, px) = pair(s), pair(p)
-    n, _, h, wd = x.shape
-    _, oc, kh, kw = w.shape
-    oh, ow = outsize or (sy * (h - 1) + kh - 2 * py, sx * (wd - 1) + kw - 2 * px)
-    full = np.zeros((n, oc, max(oh + 2 * py, sy * (h - 1) + kh), max(ow + 2 * px, sx * (wd - 1) + kw)))
-    for i in range(h):
-        for j in range(wd):
-            full[:, :, i * sy:i * sy + kh, j * sx:j * sx + kw] += np.einsum("nc,cokl->nokl", x[:, :, i, j], w)
-    return full[:, :, py:py + oh, px:px + ow] + (0 if b is None else b.reshape(1, -1, 1, 1))
-
-
-def pool_ref(x, k, s, p, how):
-    k, s, p = pair(k), pair(s), pair(p)
-    out = None
-    for i, j, win, (oh, ow) in windows(x, k, s, p, -np.inf if how == "max" else 0.0):
-        if out is None:
-            out = np.zeros(x.shape[:2] + (oh, ow))
-        out[:, :, i, j] = win.max(axis=(2, 3)) if how == "max" else win.mean(axis=(2, 3))
-    return out
-
-
-def im2col_ref(x, k, s, p):
-    rows = [[] for _ in range(x.shape[0])]
-    for _, _, win, _ in windows(x, k, s, p):
-        for n in range(x.shape[0]):
-            rows[n].append(win[n].ravel())
-    return np.concatenate([np.array(r) for r in rows])
 
 
 # --- im2col / col2im -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ references on the host, gradcheck / gradgradcheck, dtype and device, stability, 
 
 import numpy as np
 import pytest
+from optable import normalize_ref, sce_ref, softmax_ref
 
 import xgrad
 import xgrad.functions as F
@@ -30,22 +31,6 @@ def check_dtype_device(backend, y, *inputs):
     for v in inputs:
         assert v.grad is not None
         assert v.grad.dtype == f32 and v.grad.device == backend.device
-
-
-# --- host references ------------------------------------------------------------------------
-def softmax_ref(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def sce_ref(x, t):
-    return -np.mean(np.log(softmax_ref(x, 1))[np.arange(len(t)), t])
-
-
-def normalize_ref(x, gamma, beta, axes, eps):
-    mu = x.mean(axis=axes, keepdims=True)
-    var = x.var(axis=axes, keepdims=True)
-    return gamma * (x - mu) / np.sqrt(var + eps) + beta
 
 
 # --- softmax / log_softmax -------------------------------------------------------------------
@@ -385,3 +370,77 @@ def test_float16_dropout_and_layers(backend):
     layer = xgrad.nn.Linear(3, in_size=8, dtype="float16")
     layer.to(backend.id)
     assert layer.W.dtype == f16 and layer(x).dtype == f16
+
+
+# --- fused gradient nodes: one backward body, differentiable again ------------------------------
+def _gradient_of(backend, f):
+    """The inputs -> the gradients of <f(inputs), u> (u fixed), built with create_graph=True:
+    gradgradcheck of it checks f's third derivatives."""
+
+    def grads(*vs):
+        y = f(*vs)
+        u = np.random.default_rng(0).standard_normal(y.shape)
+        for v in vs:
+            v.cleargrad()
+        F.sum(y * arr(backend, u, y.dtype)).backward(create_graph=True)
+        gs = [v.grad for v in vs]
+        for v in vs:
+            v.cleargrad()
+        return tuple(gs) if len(gs) > 1 else gs[0]
+    return grads
+
+
+@pytest.mark.parametrize("ignore_label", [None, -1])
+def test_softmax_cross_entropy_gradient_node_differentiates_again(backend, ignore_label):
+    t = arr(backend, [1, -1, 3] if ignore_label is not None else T3, "int32")
+
+    def f(x):
+        return F.softmax_cross_entropy(x, t, ignore_label=ignore_label)
+    assert gradgradcheck(f, arr(backend, X34))
+    assert gradgradcheck(_gradient_of(backend, f), arr(backend, X34))  # third order
+
+
+def test_normalization_gradient_nodes_differentiate_again(backend):
+    x = RNG.standard_normal((3, 4))
+    g, b = RNG.standard_normal(4), RNG.standard_normal(4)
+    assert gradgradcheck(_gradient_of(backend, F.layer_norm), arr(backend, x), arr(backend, g),
+                         arr(backend, b))
+    xb = RNG.standard_normal((4, 2, 3))
+    gb, bb = RNG.standard_normal(2), RNG.standard_normal(2)
+    assert gradgradcheck(_gradient_of(backend, F.batch_norm), arr(backend, xb), arr(backend, gb),
+                         arr(backend, bb))
+
+
+def test_fused_gradients_first_order_equal_recorded(backend):
+    """The first-order gradient (nothing recorded) and the recorded one (create_graph=True) come
+    from the same rule: equal values, one gradient node each."""
+    x = RNG.standard_normal((3, 4))
+    g, b = RNG.standard_normal(4), RNG.standard_normal(4)
+    for f, args in ((lambda x: F.softmax_cross_entropy(x, arr(backend, T3, "int32")), (x,)),
+                    (F.layer_norm, (x, g, b))):
+        got = []
+        for create_graph in (False, True):
+            vs = [var(backend, a) for a in args]
+            F.sum(f(*vs) * 1.5).backward(create_graph=create_graph)
+            got.append([to_host(v.grad) for v in vs])
+        for a, b_ in zip(*got):
+            assert_close(a, b_)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_softmax_family_edge_cases_follow_pytorch(backend):
+    """One shift by the maximum, one policy (PyTorch's): a row of only -inf, or one holding
+    +inf, has logsumexp -inf / inf and softmax, log_softmax and the loss NaN; rows beside it
+    are unaffected."""
+    inf = np.inf
+    rows = [[-inf, -inf, -inf], [inf, 1.0, 2.0], [0.0, 1.0, 2.0]]
+    x = arr(backend, rows)
+    assert_close(F.logsumexp(x, axis=1), [-inf, inf, np.log(np.exp([0, 1, 2]).sum())])
+    for f in (F.softmax, F.log_softmax):
+        y = to_host(f(x, axis=1))
+        assert np.isnan(y[:2]).all(), f"{f.__name__}: {y}"
+        ref = softmax_ref(np.array(rows[2]))
+        assert_close(y[2], ref if f is F.softmax else np.log(ref))
+    for i in (0, 1):
+        assert np.isnan(to_host(F.softmax_cross_entropy(x[i:i + 1, :], [1])))
+    assert np.isfinite(to_host(F.softmax_cross_entropy(x[2:, :], [1])))

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, note, settings
 from hypothesis import strategies as st
+from optable import OPS as TABLE
 
 import xgrad
 import xgrad.functions as F
@@ -126,23 +127,23 @@ class Program:
 
 PRE = {"tanh": F.tanh, "square": F.square}
 
+
+
+def _props(kind: str) -> dict:
+    """The table's functions of one property kind: name -> Prop."""
+    return {op: row.prop for op, row in TABLE.items() if row.prop and row.prop.kind == kind}
+
+
 # elementwise: name -> (bound of the result from the operand's bound, pre-function or None)
-UNARY = {
-    "tanh": (lambda b: 1.0, None), "sin": (lambda b: 1.0, None), "cos": (lambda b: 1.0, None),
-    "sigmoid": (lambda b: 1.0, None), "neg": (lambda b: b, None), "gelu": (lambda b: b, None),
-    "square": (lambda b: b * b, None), "cube": (lambda b: b ** 3, None),
-    "softplus": (lambda b: b + 1.0, None), "exp": (math.exp, "tanh"),
-    "expm1": (math.exp, "tanh"), "log1p": (lambda b: math.log1p(b), "square"),
-}
+UNARY = {op: (p.bound, p.pre) for op, p in _props("unary").items()}
+UNARY["cube"] = (lambda b: b ** 3, None)
 # broadcasting binary ops: name -> bound of the result
-BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a + b, "mul": lambda a, b: a * b,
-          "safediv": lambda a, b: a}
+BINARY = {op: p.bound for op, p in _props("binary").items()}
+BINARY["safediv"] = lambda a, b: a
 # reductions over axis (None or an int) with keepdims: name -> bound from (bound, count)
-REDUCE = {"sum": lambda b, n: b * n, "mean": lambda b, n: b, "var": lambda b, n: b * b,
-          "prod": lambda b, n: b ** n, "logsumexp": lambda b, n: b + math.log(n)}
+REDUCE = {op: p.bound for op, p in _props("reduce").items()}
 # same-shape ops along one axis: name -> bound from (bound, length of the axis)
-ALONG = {"softmax": lambda b, n: 1.0, "log_softmax": lambda b, n: 2 * b + math.log(n),
-         "cumulative_sum": lambda b, n: b * n}
+ALONG = {op: p.bound for op, p in _props("along").items()}
 
 APPLY = {name: getattr(F, name) for name in
          [*UNARY, *BINARY, *REDUCE, *ALONG, "matmul", "broadcast_to", "reshape", "transpose",

@@ -1,4 +1,5 @@
-"""Differentiable functions (``import xgrad.functions as F``).
+"""Differentiable functions (``import xgrad.functions as F``), one module per family; each
+module's ``__all__`` is what this package re-exports.
 
 Importing this package also gives ``Variable`` its operators and array-like methods
 (``_setup_variable``, DeZero's ``setup_variable()``): the core defines the graph and the engine,
@@ -8,109 +9,24 @@ the functions build on it, and the one link back is installed here, once.
 from typing import Any
 
 from xgrad.core import Variable
-from xgrad.functions.conv import (
-    average_pooling,
-    col2im,
-    conv2d,
-    deconv2d,
-    im2col,
-    max_pooling,
-)
-from xgrad.functions.linalg import linear, matmul, tensordot
-from xgrad.functions.math import (
-    Add,
-    Div,
-    Mul,
-    Neg,
-    Sub,
-    abs,
-    add,
-    astype,
-    clip,
-    cos,
-    div,
-    divide,
-    exp,
-    expm1,
-    gelu,
-    leaky_relu,
-    log,
-    log1p,
-    maximum,
-    minimum,
-    mul,
-    multiply,
-    neg,
-    negative,
-    pow,
-    relu,
-    sigmoid,
-    sin,
-    softplus,
-    sqrt,
-    square,
-    sub,
-    subtract,
-    tan,
-    tanh,
-    where,
-)
-from xgrad.functions.nn import (
-    accuracy,
-    batch_norm,
-    dropout,
-    embed_id,
-    layer_norm,
-    log_softmax,
-    mean_squared_error,
-    sigmoid_cross_entropy,
-    softmax,
-    softmax_cross_entropy,
-)
-from xgrad.functions.reduce import (
-    cumulative_sum,
-    logsumexp,
-    max,
-    mean,
-    min,
-    prod,
-    std,
-    sum,
-    var,
-)
-from xgrad.functions.shape import (
-    broadcast_to,
-    concat,
-    expand_dims,
-    flip,
-    get_item,
-    matrix_transpose,
-    permute_dims,
-    reshape,
-    split,
-    squeeze,
-    stack,
-    sum_to,
-    take,
-    to,
-    transpose,
-    unstack,
-)
+from xgrad.functions import activation, conv, linalg, math, nn, reduce, shape, transfer
+from xgrad.functions.activation import *  # noqa: F403
+from xgrad.functions.conv import *  # noqa: F403
+from xgrad.functions.linalg import *  # noqa: F403
+from xgrad.functions.linalg import matmul
+from xgrad.functions.math import *  # noqa: F403
+from xgrad.functions.math import Add, Div, Mul, Neg, Sub, abs, astype, pow
+from xgrad.functions.nn import *  # noqa: F403
+from xgrad.functions.reduce import *  # noqa: F403
+from xgrad.functions.reduce import mean, sum
+from xgrad.functions.shape import *  # noqa: F403
+from xgrad.functions.shape import get_item, matrix_transpose, reshape, transpose
+from xgrad.functions.transfer import *  # noqa: F403
+from xgrad.functions.transfer import to
 
-__all__ = [
-    "abs", "add", "astype", "broadcast_to", "cos", "div", "exp", "get_item", "log", "matmul",
-    "matrix_transpose", "mean", "mul", "neg", "permute_dims", "pow", "reshape", "sin",
-    "square", "sub", "sum", "sum_to", "tanh", "to", "transpose",
-    # math.py, shape.py, reduce.py, linalg.py (beyond the seed)
-    "clip", "concat", "cumulative_sum", "divide", "expand_dims", "expm1", "flip", "gelu",
-    "leaky_relu", "linear", "log1p", "logsumexp", "max", "maximum", "min", "minimum", "multiply",
-    "negative", "prod", "relu", "sigmoid", "softplus", "split", "sqrt", "squeeze", "stack", "std",
-    "subtract", "take", "tan", "tensordot", "unstack", "var", "where",
-    # nn.py and conv.py
-    "accuracy", "average_pooling", "batch_norm", "col2im", "conv2d", "deconv2d", "dropout",
-    "embed_id", "im2col", "layer_norm", "log_softmax", "max_pooling", "mean_squared_error",
-    "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
-]
+_FAMILIES = (math, activation, shape, transfer, reduce, linalg, nn, conv)
+__all__ = sorted(name for family in _FAMILIES for name in family.__all__)
+# (the names _setup_variable() uses are also imported by name above, for the reader and linters)
 
 
 def _setup_variable() -> None:

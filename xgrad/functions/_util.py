@@ -18,6 +18,13 @@ def _at(fname: str | None) -> str:
     return f"{fname}: " if fname else ""
 
 
+__all__ = [
+    "array_data", "check_axis", "check_bool", "check_bounds", "check_int", "check_probability",
+    "check_real", "check_shape", "const", "describe", "host_array", "logsumexp_parts",
+    "normalize_axis", "require_float", "xp_of",
+]
+
+
 def describe(v: Any) -> str:
     """A short description of a bad argument for an error message: its type and value (arrays
     and Variables by shape and dtype)."""
@@ -28,6 +35,18 @@ def describe(v: Any) -> str:
     if len(text) > 60:
         text = text[:57] + "..."
     return f"{type(v).__name__} {text}"
+
+
+def logsumexp_parts(x: Any, axes: tuple) -> tuple:
+    """``(m, e, s)`` over ``axes``, kept: the maximum m, e = exp(x - m) and s = sum(e), so that
+    logsumexp = m + log(s), softmax = e / s, log_softmax = x - (m + log(s)); the one shift by the
+    maximum in the library. Edge cases follow PyTorch: a slice of only -inf or holding +inf
+    gives NaN in softmax and log_softmax (m is not finite), and logsumexp takes m there
+    (-inf and inf)."""
+    xp = xp_of(x)
+    m = xp.max(x, axis=axes, keepdims=True)
+    e = xp.exp(x - m)
+    return m, e, xp.sum(e, axis=axes, keepdims=True)
 
 
 def _as_int(v: Any) -> int | None:

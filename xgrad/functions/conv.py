@@ -25,10 +25,9 @@ from xgrad.functions._util import (
 )
 from xgrad.functions.reduce import sum
 
-__all__ = [
-    "average_pooling", "col2im", "conv2d", "deconv2d", "get_conv_outsize", "get_deconv_outsize",
-    "im2col", "max_pooling",
-]
+# the differentiable functions (re-exported by xgrad.functions); get_conv_outsize and
+# get_deconv_outsize are size helpers of this module
+__all__ = ["average_pooling", "col2im", "conv2d", "deconv2d", "im2col", "max_pooling"]
 
 
 # ---------------------------------------------------------------------------------------------

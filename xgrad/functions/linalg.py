@@ -9,6 +9,10 @@ from xgrad.core import Function, Variable, is_float_dtype
 from xgrad.functions._util import check_int, require_float, xp_of
 from xgrad.functions.shape import matrix_transpose, permute_dims, reshape, sum_to
 
+__all__ = [
+    "linear", "matmul", "tensordot",
+]
+
 
 class MatMul(Function):
     name = "matmul"

@@ -7,7 +7,6 @@ with a message naming the function instead of silently computing in float64."""
 
 from __future__ import annotations
 
-import math
 from numbers import Integral, Number, Real
 from typing import Any
 
@@ -15,15 +14,14 @@ from xgrad._array import rearray
 from xgrad.backends import backend_of
 from xgrad.core import Function, Variable, get_namespace, is_array
 from xgrad.creation import resolve_dtype
-from xgrad.functions._util import (
-    array_data,
-    check_real,
-    const,
-    describe,
-    require_float,
-    xp_of,
-)
+from xgrad.functions._util import array_data, check_real, const, describe, require_float, xp_of
 from xgrad.functions.shape import sum_to
+
+__all__ = [
+    "abs", "add", "astype", "clip", "cos", "div", "divide", "exp", "expm1", "log", "log1p",
+    "maximum", "minimum", "mul", "multiply", "neg", "negative", "pow", "sin", "sqrt", "square",
+    "sub", "subtract", "tan", "tanh", "where",
+]
 
 
 def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
@@ -304,110 +302,6 @@ class TanhGrad(Function):
         return gy_y, (TanhGrad()(y, g) if gy.requires_grad else None)
 
 
-# --- activations --------------------------------------------------------------------------
-class Sigmoid(Function):
-    name = "sigmoid"
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        xp = xp_of(x)
-        # two-sided: with z = e^-|x| <= 1, 1/(1+z) for x >= 0 and z/(1+z) below, so nothing
-        # overflows and a tiny sigmoid(x << 0) keeps its relative precision (no 1 - y cancels).
-        # The numerator max(z, [x >= 0]) is 1 or z (a where over random signs is 5x slower).
-        z = xp.exp(-xp.abs(x))
-        return xp.maximum(z, xp.astype(x >= 0, x.dtype)) / (1 + z)
-
-    def backward(self, gy: Variable) -> Variable:
-        return SigmoidGrad()(self.outputs[0](), gy)
-
-
-class SigmoidGrad(Function):
-    """gy * y * (1 - y) from sigmoid's output y, fused: one node instead of three."""
-
-    def forward(self, y: Any, gy: Any) -> Any:
-        return gy * (y - y * y)
-
-    def backward(self, g: Variable) -> tuple:
-        y, gy = self.inputs
-        gy_y = g * gy * (1 - (y + y)) if y.requires_grad else None
-        return gy_y, (SigmoidGrad()(y, g) if gy.requires_grad else None)
-
-
-class ReLU(Function):
-    name = "relu"
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        return xp_of(x).maximum(x, 0.0)
-
-    def backward(self, gy: Variable) -> Variable:
-        return ReLUGrad()(self.outputs[0](), gy)
-
-
-class ReLUGrad(Function):
-    """gy where relu's output y > 0, else 0 (subgradient 0 at 0), fused: one node, no mask kept
-    between forward and backward (y is)."""
-
-    def forward(self, y: Any, gy: Any) -> Any:
-        return gy * xp_of(y).astype(y > 0, gy.dtype)  # a product: 10x faster than a where
-
-    def backward(self, g: Variable) -> tuple:
-        return None, ReLUGrad()(self.inputs[0], g)  # the mask is piecewise constant in y
-
-
-class LeakyReLU(Function):
-    name = "leaky_relu"
-
-    def __init__(self, slope: float) -> None:
-        self.slope = slope
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        return xp_of(x).where(x > 0, x, x * self.slope)
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0].data
-        xp = xp_of(x)
-        slope = self.slope
-        return gy * const(xp.astype(x > 0, x.dtype) * (1 - slope) + slope)
-
-
-_GELU_C = math.sqrt(2 / math.pi)
-_GELU_A = 0.044715
-
-
-class GELU(Function):
-    """0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), the tanh approximation."""
-
-    name = "gelu"
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        t = xp_of(x).tanh((x + _GELU_A * (x * x * x)) * _GELU_C)
-        return (t + 1) * x * 0.5
-
-    def backward(self, gy: Variable) -> Variable:
-        x = self.inputs[0]
-        x2 = x * x
-        t = tanh((x + _GELU_A * x2 * x) * _GELU_C)
-        # product rule: 0.5 (1 + t) + 0.5 x (1 - t^2) * d(inner)/dx
-        inner_grad = (x2 * (3 * _GELU_A) + 1) * _GELU_C
-        return gy * ((t + 1) * 0.5 + x * 0.5 * (1 - t * t) * inner_grad)
-
-
-class Softplus(Function):
-    name = "softplus"
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        xp = xp_of(x)
-        # log(1 + e^x) = max(x, 0) + log(1 + e^-|x|): the exponent is never positive
-        return xp.maximum(x, 0.0) + xp.log1p(xp.exp(-xp.abs(x)))
-
-    def backward(self, gy: Variable) -> Variable:
-        return gy * sigmoid(self.inputs[0])
-
-
 # --- comparisons and selection ------------------------------------------------------------
 class Maximum(Function):
     def forward(self, x0: Any, x1: Any) -> Any:
@@ -588,33 +482,6 @@ def tan(x: Any) -> Variable:
 def tanh(x: Any) -> Variable:
     """Hyperbolic tangent."""
     return Tanh()(x)
-
-
-def sigmoid(x: Any) -> Variable:
-    """1 / (1 + e^-x), in the two-sided form (1/(1+e^-x) for x >= 0, e^x/(1+e^x) below): no
-    overflow, and full relative precision for large negative x (sigmoid(-40) is 4.2e-18, so
-    log(sigmoid(x)) stays finite)."""
-    return Sigmoid()(x)
-
-
-def relu(x: Any) -> Variable:
-    """max(x, 0); the gradient at 0 is 0."""
-    return ReLU()(x)
-
-
-def leaky_relu(x: Any, slope: float = 0.2) -> Variable:
-    """x where x > 0, else slope * x (DeZero's default slope 0.2)."""
-    return LeakyReLU(check_real(slope, "leaky_relu", "slope"))(x)
-
-
-def gelu(x: Any) -> Variable:
-    """Gaussian error linear unit, tanh approximation (as in GPT-2 / BERT)."""
-    return GELU()(x)
-
-
-def softplus(x: Any) -> Variable:
-    """log(1 + e^x), computed as max(x, 0) + log1p(e^-|x|): finite for any finite x."""
-    return Softplus()(x)
 
 
 def maximum(x0: Any, x1: Any) -> Variable:

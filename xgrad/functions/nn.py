@@ -1,9 +1,10 @@
-"""Neural-network functions: softmax, losses, accuracy, dropout, normalization, embeddings.
+"""Neural-network functions: losses, accuracy, dropout, normalization, embeddings.
 
 Forwards are fused and numerically stable (shift by the maximum; cross entropy from
-log-softmax, never the log of a softmax). Backward rules are written with Variables; where a
-fused forward saved arrays that a first-order backward can reuse, the rule rebuilds them from
-Variables only when a graph of the backward is being recorded (``create_graph=True``).
+log-softmax, never the log of a softmax). Backward rules are written with Variables, one body
+each; where a fused forward saved arrays its backward can reuse, the backward is a fused gradient
+node (``SoftmaxCrossEntropyGrad``, ``StandardizeGrad``): its forward is the first-order formula on
+those arrays, its own backward the second derivative written with Functions.
 """
 
 from __future__ import annotations
@@ -21,17 +22,18 @@ from xgrad.functions._util import (
     check_real,
     const,
     host_array,
-    normalize_axis,
+    logsumexp_parts,
     require_float,
     xp_of,
 )
-from xgrad.functions.math import exp, pow, sigmoid
+from xgrad.functions.activation import sigmoid, softmax
+from xgrad.functions.math import pow
 from xgrad.functions.reduce import mean, sum
 from xgrad.functions.shape import get_item, reshape, sum_to
 
 __all__ = [
-    "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "log_softmax",
-    "mean_squared_error", "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
+    "accuracy", "batch_norm", "dropout", "embed_id", "layer_norm", "mean_squared_error",
+    "sigmoid_cross_entropy", "softmax_cross_entropy",
 ]
 
 
@@ -41,66 +43,6 @@ def _labels(t: Any, like: Any, fname: str, arg: str = "targets") -> Any:
     if not xp_of(t).isdtype(t.dtype, "integral"):
         raise TypeError(f"{fname}: {arg} must be integer class labels, got dtype {t.dtype}")
     return t
-
-
-def _logsumexp(x: Any, axes: tuple) -> Any:
-    xp = xp_of(x)
-    m = xp.max(x, axis=axes, keepdims=True)
-    return m + xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True))
-
-
-# ---------------------------------------------------------------------------------------------
-# softmax and log-softmax
-# ---------------------------------------------------------------------------------------------
-class Softmax(Function):
-    """Softmax along axes; backward from the output y: y * (gy - sum(y * gy))."""
-
-    name = "softmax"
-
-    def __init__(self, axis: Any) -> None:
-        self.axis = axis
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        xp = xp_of(x)
-        self.axes = normalize_axis(self.axis, x.ndim, None)
-        y = xp.exp(x - xp.max(x, axis=self.axes, keepdims=True))
-        return y / xp.sum(y, axis=self.axes, keepdims=True)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
-        gx = y * gy
-        return gx - y * sum(gx, axis=self.axes, keepdims=True)
-
-
-class LogSoftmax(Function):
-    """x - logsumexp(x) along axes; backward: gy - softmax * sum(gy)."""
-
-    name = "log_softmax"
-
-    def __init__(self, axis: Any) -> None:
-        self.axis = axis
-
-    def forward(self, x: Any) -> Any:
-        require_float(None, x)
-        self.axes = normalize_axis(self.axis, x.ndim, None)
-        return x - _logsumexp(x, self.axes)
-
-    def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
-        return gy - exp(y) * sum(gy, axis=self.axes, keepdims=True)
-
-
-def softmax(x: Any, axis: Any = -1) -> Variable:
-    """exp(x) / sum(exp(x)) along ``axis`` (an int, a tuple, None: all axes), shifted by the
-    maximum (stable for large inputs)."""
-    return Softmax(axis)(x)
-
-
-def log_softmax(x: Any, axis: Any = -1) -> Variable:
-    """log(softmax(x)) along ``axis`` (an int, a tuple, None: all axes), computed as
-    x - logsumexp(x): finite where softmax underflows."""
-    return LogSoftmax(axis)(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -167,9 +109,7 @@ class SoftmaxCrossEntropy(Function):
         else:
             self.count, self.valid = n, None
         self.onehot = xp.astype(hit, x.dtype)  # in x's dtype: float32 stays float32
-        m = xp.max(x, axis=1, keepdims=True)
-        e = xp.exp(x - m)
-        s = xp.sum(e, axis=1, keepdims=True)
+        m, e, s = logsumexp_parts(x, (1,))
         self.p = e / s if poison is None else e / s + poison
         log_p = x - (m + xp.log(s))  # x - logsumexp(x)
         if poison is not None:
@@ -186,16 +126,37 @@ class SoftmaxCrossEntropy(Function):
         x = self.inputs[0]
         if not x.requires_grad:
             return None, None
-        if not Config.enable_backprop:  # first order: arrays saved by forward, one node
-            p = self.p if self.valid is None else self.p * self.valid
-            return const((p - self.onehot) * (gy.data / self.count)), None
-        # recording a graph of the backward: the softmax as a function of x
-        p = softmax(x, axis=1)
+        return SoftmaxCrossEntropyGrad(self.p, self.onehot, self.valid, self.count,
+                                       self.poison)(x, gy), None
+
+
+class SoftmaxCrossEntropyGrad(Function):
+    """(softmax(x) - onehot) * valid * gy / count, softmax cross entropy's backward fused: the
+    forward reuses the probabilities the loss computed; the backward is the second derivative."""
+
+    def __init__(self, p: Any, onehot: Any, valid: Any, count: int, poison: Any) -> None:
+        self.p, self.onehot, self.valid, self.count = p, onehot, valid, count
+        self.poison = poison  # NaN where a target was out of range (unchecked on the host)
+
+    def forward(self, x: Any, gy: Any) -> Any:
+        p = self.p if self.valid is None else self.p * self.valid
+        return (p - self.onehot) * (gy / self.count)
+
+    def backward(self, g: Variable) -> tuple:
+        x, gy = self.inputs
+        p = softmax(x, axis=1)  # as a function of x: the next derivative goes through it
         if self.poison is not None:
             p = p + const(self.poison)
         if self.valid is not None:
-            p = p * const(self.valid)
-        return (p - const(self.onehot)) * (gy / self.count), None
+            g = g * const(self.valid)
+        gx = ggy = None
+        if x.requires_grad:
+            h = g * (gy / self.count)
+            ph = p * h  # softmax's backward: p * (h - sum(p * h))
+            gx = ph - p * sum(ph, axis=1, keepdims=True)
+        if gy.requires_grad:
+            ggy = sum(g * (p - const(self.onehot))) / self.count
+        return gx, ggy
 
 
 def softmax_cross_entropy(x: Any, t: Any, ignore_label: int | None = None) -> Variable:
@@ -348,24 +309,64 @@ class Normalize(Function):
 
     def backward(self, gy: Variable) -> tuple:
         x, gamma, beta = self.inputs
-        axes = self.axes
-        if Config.enable_backprop:  # second derivatives need xhat as a function of x
-            xc = x - mean(x, axis=axes, keepdims=True)
-            inv_std = pow(mean(xc * xc, axis=axes, keepdims=True) + self.eps, -0.5)
-            xhat = xc * inv_std
-        else:
-            xhat, inv_std = const(self.xhat), const(self.inv_std)
-        gx = ggamma = gbeta = None
-        if x.requires_grad:
-            g = gy * gamma
-            # d xhat / d x removes the mean of g and its projection on xhat, scaled by 1/std
-            gx = inv_std * (g - mean(g, axis=axes, keepdims=True)
-                            - xhat * mean(g * xhat, axis=axes, keepdims=True))
-        if gamma.requires_grad:
-            ggamma = sum_to(gy * xhat, gamma.shape)
-        if beta.requires_grad:
-            gbeta = sum_to(gy, beta.shape)
+        cache = (self.axes, self.eps, self.xhat, self.inv_std)
+        gx = StandardizeGrad(*cache)(x, gy * gamma) if x.requires_grad else None
+        ggamma = sum_to(gy * Standardize(*cache)(x), gamma.shape) if gamma.requires_grad else None
+        gbeta = sum_to(gy, beta.shape) if beta.requires_grad else None
         return gx, ggamma, gbeta
+
+
+class Standardize(Function):
+    """xhat = (x - mean) / sqrt(var + eps) over ``axes``: the value Normalize's forward already
+    computed (``xhat``, kept with ``inv_std``), as a function of x for Normalize's backward."""
+
+    def __init__(self, axes: tuple, eps: float, xhat: Any, inv_std: Any) -> None:
+        self.axes, self.eps, self.xhat, self.inv_std = axes, eps, xhat, inv_std
+
+    def forward(self, x: Any) -> Any:
+        return self.xhat
+
+    def backward(self, gy: Variable) -> Variable:
+        return StandardizeGrad(self.axes, self.eps, self.xhat, self.inv_std)(self.inputs[0], gy)
+
+
+class StandardizeGrad(Function):
+    """inv_std * P(g), standardization's backward fused, with P(g) = g - mean(g) - xhat *
+    mean(g * xhat) over ``axes`` (g with its mean and its projection on xhat removed)."""
+
+    def __init__(self, axes: tuple, eps: float, xhat: Any, inv_std: Any) -> None:
+        self.axes, self.eps, self.xhat, self.inv_std = axes, eps, xhat, inv_std
+
+    def forward(self, x: Any, g: Any) -> Any:
+        xp, axes, xhat = xp_of(g), self.axes, self.xhat
+        p = g - xp.mean(g, axis=axes, keepdims=True) - xhat * xp.mean(g * xhat, axis=axes,
+                                                                         keepdims=True)
+        return self.inv_std * p
+
+    def backward(self, a: Variable) -> tuple:
+        x, g = self.inputs
+        axes = self.axes
+        gg = StandardizeGrad(*self._cache())(x, a) if g.requires_grad else None  # P is symmetric
+        if not x.requires_grad:
+            return None, gg
+        # d/dx <a, r P(g)> with r = inv_std and xhat rebuilt as functions of x:
+        # -r^2 (xhat mean(a P(g)) + mean(g xhat) P(a) + mean(a xhat) P(g))
+        xc = x - mean(x, axis=axes, keepdims=True)
+        r = pow(mean(xc * xc, axis=axes, keepdims=True) + self.eps, -0.5)
+        xhat = xc * r
+
+        def proj(v: Variable) -> Variable:
+            return v - mean(v, axis=axes, keepdims=True) - xhat * mean(v * xhat, axis=axes,
+                                                                        keepdims=True)
+
+        pa, pg = proj(a), proj(g)
+        gx = -(r * r) * (xhat * mean(a * pg, axis=axes, keepdims=True)
+                         + mean(g * xhat, axis=axes, keepdims=True) * pa
+                         + mean(a * xhat, axis=axes, keepdims=True) * pg)
+        return gx, gg
+
+    def _cache(self) -> tuple:
+        return self.axes, self.eps, self.xhat, self.inv_std
 
 
 def batch_norm(x: Any, gamma: Any, beta: Any, running_mean: Any = None, running_var: Any = None,

@@ -12,12 +12,17 @@ from xgrad.functions._util import (
     check_int,
     check_real,
     const,
+    logsumexp_parts,
     normalize_axis,
     require_float,
     xp_of,
 )
 from xgrad.functions.math import exp, where
 from xgrad.functions.shape import broadcast_to, flip, get_item, reshape
+
+__all__ = [
+    "cumulative_sum", "logsumexp", "max", "mean", "min", "prod", "std", "sum", "var",
+]
 
 
 def _keepdims_shape(shape: tuple, axes: tuple) -> tuple:
@@ -151,9 +156,8 @@ class LogSumExp(_Reduction):
         require_float(None, x)
         xp = xp_of(x)
         axes = self._nonempty_axes(x)
-        m = xp.max(x, axis=axes, keepdims=True)
-        m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # all -inf (or inf) slices
-        y = xp.log(xp.sum(xp.exp(x - m), axis=axes, keepdims=True)) + m
+        m, _, s = logsumexp_parts(x, axes)
+        y = xp.where(xp.isfinite(m), m + xp.log(s), m)  # all -inf: -inf; holding inf: inf
         return y if self.keepdims else xp.reshape(y, tuple(
             s for i, s in enumerate(y.shape) if i not in axes))
 

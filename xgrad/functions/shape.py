@@ -1,5 +1,4 @@
-"""Shape functions: reshape, transpose, broadcasting, joining and splitting, indexing, and moving
-between backends."""
+"""Shape functions: reshape, transpose, broadcasting, joining and splitting, indexing."""
 
 from __future__ import annotations
 
@@ -8,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from xgrad._array import gather, get_namespace, is_array, numel
-from xgrad.backends import BackendUnavailable, backend_of, resolve_target
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable, _new_variable
-from xgrad.dtypes import dtype_name
 from xgrad.functions._util import (
     array_data,
     check_axis,
@@ -21,6 +19,12 @@ from xgrad.functions._util import (
     normalize_axis,
     xp_of,
 )
+
+__all__ = [
+    "broadcast_to", "concat", "expand_dims", "flip", "get_item", "matrix_transpose",
+    "permute_dims", "reshape", "split", "squeeze", "stack", "sum_to", "take", "transpose",
+    "unstack",
+]
 
 
 def _sum_to_array(x: Any, shape: tuple) -> Any:
@@ -322,48 +326,6 @@ class GetItemGrad(Function):
         return get_item(ggx, self.key)
 
 
-# --- moving data --------------------------------------------------------------------------
-def _lacks_dtype(backend: Any, device: Any, name: str) -> bool:
-    """Whether the array API's inspection says ``device`` lacks a dtype its library has."""
-    try:
-        info = backend.namespace.__array_namespace_info__()
-        return name in info.dtypes() and name not in info.dtypes(device=device)
-    except Exception:  # a library without the inspection API: the check after the move
-        return False
-
-
-class To(Function):
-    """Move data to another backend/device; the gradient moves back."""
-
-    def __init__(self, backend: Any, device: Any) -> None:
-        self.backend, self.device = backend, device
-
-    name = "to"
-
-    def forward(self, x: Any) -> Any:
-        self.source = backend_of(x)
-        self.source_device = x.device
-        # a device without the dtype (array_api_strict's no_float64, Apple MPS) either casts
-        # silently, which would change the numbers and leave the gradient no way back, or
-        # fails deep inside the library: asked first, and checked after
-        name = dtype_name(x.dtype)
-        if _lacks_dtype(self.backend, self.device, name):
-            self._no_dtype(name, self.device)
-        y = self.backend.transfer(x, self.device)
-        if dtype_name(y.dtype) != name:
-            self._no_dtype(name, y.device)
-        return y
-
-    def _no_dtype(self, name: str, device: Any) -> None:
-        dev = self.backend.device_spec(device if device is not None else
-                                       self.backend.default_device)
-        raise TypeError(f"{dev} has no {name}; cast first, e.g. "
-                        f"F.astype(x, 'float32').to({dev!r})")
-
-    def backward(self, gy: Variable) -> Variable:
-        return To(self.source, self.source_device)(gy)
-
-
 # --- public functions ---------------------------------------------------------------------
 def reshape(x: Any, shape: tuple) -> Variable:
     """``x`` with a new shape (an int or a tuple; one entry may be -1)."""
@@ -523,14 +485,3 @@ def take(x: Any, indices: Any, axis: int | None = None) -> Variable:
         raise TypeError(f"take: indices must be an integer array, got "
                         f"{getattr(idx, 'dtype', type(idx).__name__)}")
     return GetItem((slice(None),) * axis + (idx, Ellipsis))(x)
-
-
-def to(x: Any, target: Any) -> Variable:
-    """``x`` on another backend or device (``"cpu"``, ``"cuda:0"``, ``"numpy"``, a Backend).
-    The dtype never changes: a target device that lacks ``x``'s dtype (float64 on
-    ``"array_api_strict:no_float64"``) raises a TypeError; cast first with ``astype``."""
-    try:
-        backend, device = resolve_target(target)
-    except (ValueError, TypeError, BackendUnavailable) as e:
-        raise type(e)(f"to: {e}") from None
-    return To(backend, device)(x)
