@@ -13,7 +13,7 @@ float32, float64, int32, int64, bool_ = "float32", "float64", "int32", "int64", 
 
 def dtype_name(dtype: Any) -> str:
     """The standard's name of ``dtype`` ("float32", "bool", ...) for a name or any backend's
-    dtype object (NumPy's ``np.float32`` scalar type, ``dtype('float32')``, torch.float32,
+    dtype object (NumPy's ``numpy.float32`` scalar type, ``dtype('float32')``, torch.float32,
     array_api_strict's ``float32``)."""
     if isinstance(dtype, type):  # NumPy/CuPy namespaces spell dtypes as scalar types
         return "bool" if dtype.__name__ == "bool_" else dtype.__name__

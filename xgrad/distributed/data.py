@@ -51,7 +51,7 @@ class ShardedLoader(DataLoader):
         start = rank * q + min(rank, r)
         return start, start + q + (rank < r)
 
-    def _order(self) -> np.ndarray:
+    def _order(self) -> np.ndarray:  # numpy-ok
         """Epoch ``self.epoch``'s order (the same on every rank); moves to the next epoch."""
         n = len(self.dataset)
         if self.shuffle:
@@ -61,7 +61,7 @@ class ShardedLoader(DataLoader):
         self.epoch += 1
         return order
 
-    def _local(self, batch: np.ndarray) -> np.ndarray:
+    def _local(self, batch: np.ndarray) -> np.ndarray:  # numpy-ok
         """This rank's slice of a global batch."""
         start, stop = self.shard(len(batch))
         return batch[start:stop]
