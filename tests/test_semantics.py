@@ -292,18 +292,19 @@ def test_data_assignment_of_a_non_array_raises(backend):
 
 
 # --- config switches: reusable, re-entrant across threads and tasks -------------------------
-def test_shared_no_grad_object_across_threads(backend):
-    ng = xgrad.no_grad()
+def _enter_from_two_threads(ctx, check_inside, check_after=lambda: None) -> None:
+    """Enter the one context object ``ctx`` from two threads at once, 50 times each, checking
+    the switch inside each entry and after it; raise what either thread saw."""
     barrier = threading.Barrier(2)
     errors = []
 
     def work():
         try:
             for _ in range(50):
-                with ng:
+                with ctx:
                     barrier.wait(timeout=10)
-                    assert not xgrad.Config.enable_backprop
-                assert xgrad.Config.enable_backprop
+                    check_inside()
+                check_after()
         except Exception as e:  # reported below
             errors.append(e)
             barrier.abort()
@@ -314,31 +315,26 @@ def test_shared_no_grad_object_across_threads(backend):
     for t in ts:
         t.join(timeout=60)
     assert not errors, errors
+
+
+def test_shared_no_grad_object_across_threads(backend):
+    def inside():
+        assert not xgrad.Config.enable_backprop
+
+    def after():
+        assert xgrad.Config.enable_backprop
+
+    _enter_from_two_threads(xgrad.no_grad(), inside, after)
     assert xgrad.Config.enable_backprop
 
 
 def test_shared_use_backend_object_across_threads(backend):
-    ub = xgrad.use_backend("numpy")
-    barrier = threading.Barrier(2)
-    errors = []
     before = xgrad.backends.current_target()
 
-    def work():
-        try:
-            for _ in range(50):
-                with ub:
-                    barrier.wait(timeout=10)
-                    assert xgrad.backends.current().name == "numpy"
-        except Exception as e:  # reported below
-            errors.append(e)
-            barrier.abort()
+    def inside():
+        assert xgrad.backends.current().name == "numpy"
 
-    ts = [threading.Thread(target=work) for _ in range(2)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(timeout=60)
-    assert not errors, errors
+    _enter_from_two_threads(xgrad.use_backend("numpy"), inside)
     assert xgrad.backends.current_target() == before
 
 
