@@ -1,14 +1,16 @@
 """The engine's per-operation overhead and the namespace lookup in its hot path.
 
     python bench/overhead.py [--backend numpy|cupy] [--peers dezero,torch] [--rounds 15]
-                             [--instructions] [--update-results]
+                             [--against REF[,REF]] [--instructions] [--update-results]
     python bench/overhead.py --arrays numpy,torch,jax [--rounds 15]
 
 1. Workload A of ``run.py`` (a chain of 1,000 elementwise ops, forward + backward on a shape-(1,)
    float64 array) for xgrad, the hand-written floor and the peers, each in its own process with
    interleaved rounds: microseconds per op and the ratios. ``--instructions`` also counts CPU
    instructions per op under valgrind's callgrind (xgrad, floor, DeZero): unlike seconds, the
-   count does not move when other processes load the machine.
+   count does not move when other processes load the machine. ``--against REF`` adds xgrad as
+   it was at git revision REF of this repository (``xgrad@REF``, see ``bench/impl``) to the same
+   run, timed and counted side by side with the working tree's xgrad.
 ``--arrays`` instead runs the same chain (float32) with xgrad on each listed backend's arrays,
    one process per backend, and prints us/op with the ratio to NumPy, next to the library's own
    cost of one elementwise call made through the namespace xgrad uses (array-api-compat's
@@ -43,14 +45,16 @@ from bench.workloads import CASES_BY_ID, make_data  # noqa: E402
 CASE = CASES_BY_ID["A-chain1k"]
 N_OPS = CASE.args["n"]
 
-def chain_timings(backend: str, peers: list[str], rounds: int, threads: int) -> dict:
-    """us/op of workload A per library, interleaved rounds in one process per library."""
+def chain_timings(backend: str, peers: list[str], rounds: int, threads: int,
+                  against: tuple[str, ...] = ()) -> dict:
+    """us/op of workload A per library, interleaved rounds in one process per library;
+    ``against``: git revisions whose xgrad runs beside the working tree's."""
     env = child_env(threads)
     workers = {}
     skipped = {}
     logdir = Path(tempfile.mkdtemp(prefix="xgrad-overhead-"))
     versions = {"python": python_version()}
-    for lib in ["xgrad", "floor", *peers]:
+    for lib in ["xgrad", *(f"xgrad@{r}" for r in against), "floor", *peers]:
         w = Worker(lib, backend, env, logdir)
         if w.hello["ok"]:
             workers[lib] = w
@@ -154,8 +158,10 @@ def render_arrays(res: dict, rounds: int, threads: int) -> str:
 
 
 def instructions_per_op(lib: str) -> float | None:
-    """CPU instructions per op of workload A under callgrind (None without valgrind)."""
-    n = instructions_per_step(lib, CASE.id, steps=5)
+    """CPU instructions per op of workload A under callgrind (None without valgrind), over 30
+    steps: a step allocates about 5,000 objects the cyclic GC tracks, and its collections land
+    on some steps only, so a handful of steps would read the GC's phase as much as the engine."""
+    n = instructions_per_step(lib, CASE.id, steps=30)
     return n / N_OPS if n else None
 
 
@@ -240,6 +246,11 @@ def render(timing: dict, ic: dict, costs: dict, per_op: dict, threads: int) -> s
                   ", ".join(f"{lib} {v:,.0f}" if v else f"{lib} n/a" for lib, v in ic.items())]
         if ic.get("xgrad") and ic.get("floor"):
             lines[-1] += f" (xgrad/floor {ic['xgrad'] / ic['floor']:.2f}x)"
+        for lib, v in ic.items():
+            if lib.startswith("xgrad@") and v and ic.get("xgrad"):
+                d = ic["xgrad"] / v - 1
+                lines[-1] += (f". Against {lib}: {ic['xgrad']:,.0f} vs {v:,.0f} instructions per "
+                              f"op, {'+' if d >= 0 else ''}{d * 100:.1f}%")
     if "dezero" in libs and x:
         half = libs["dezero"]["us_per_op"] / 2
         lines += ["", f"Target (<= half of DeZero, {half:.2f} us/op): "
@@ -275,6 +286,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="comma-separated peers, or 'none' (default: %(default)s)")
     p.add_argument("--rounds", type=int, default=15)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--against", default="",
+                   help="comma-separated git revisions whose xgrad runs side by side with this "
+                        "tree's (e.g. HEAD~5)")
     p.add_argument("--instructions", action="store_true",
                    help="also count instructions per op under callgrind (about 2 minutes)")
     p.add_argument("--update-results", action="store_true",
@@ -293,10 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     if a.backend == "cupy" and gpu_name() is None:
         p.error("--backend cupy needs CuPy and a visible CUDA device; none found here")
     peers = [s for s in a.peers.split(",") if s and s != "none"]
-    timing = chain_timings(a.backend, peers, a.rounds, a.threads)
+    against = tuple(r for r in a.against.split(",") if r)
+    timing = chain_timings(a.backend, peers, a.rounds, a.threads, against)
     ic = {}
     if a.instructions and a.backend == "numpy":
-        ic = {lib: instructions_per_op(lib) for lib in ("xgrad", "floor", "dezero")}
+        ic = {lib: instructions_per_op(lib)
+              for lib in ("xgrad", *(f"xgrad@{r}" for r in against), "floor", "dezero")}
     report = render(timing, ic, lookup_costs(a.backend), lookups_per_op(a.backend), a.threads)
     print(report)
     if a.update_results:

@@ -4,12 +4,23 @@ Each library's module defines ``Impl``, a subclass of :class:`BaseImpl`, whose b
 (``chain``, ``mlp``, ``matmul_tanh``, ``tanh_chain``, ``cnn``, ``conv2d``) take the host data of
 ``bench.workloads.make_data`` and return ``step()``: one forward + backward (+ SGD update),
 returning arrays whose sums are the case's checksum. A worker process imports exactly one module.
+
+``xgrad@REF`` (any git revision of this repository, e.g. ``xgrad@HEAD~3``) is xgrad as it was at
+that revision: its ``xgrad`` package is extracted once into ``bench/.trees/<commit>/`` and put
+first on the import path, so a run can time the current engine side by side with an older one.
 """
 
 from __future__ import annotations
 
 import importlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 MODULES = {
@@ -34,6 +45,7 @@ class BaseImpl:
 
     name = ""
     gpu = True  # runs on the cupy backend
+    ref = ""  # xgrad@REF: the git revision (see load())
 
     def __init__(self, backend: str) -> None:
         self.backend = backend
@@ -84,8 +96,39 @@ class BaseImpl:
         return fn(**data)
 
 
+def checkout(ref: str) -> Path:
+    """A folder holding the ``xgrad`` package as it was at git revision ``ref`` of this
+    repository (extracted on first use into ``bench/.trees/<commit>``)."""
+    root = Path(__file__).resolve().parent.parent.parent
+    p = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"],
+                       cwd=root, capture_output=True, text=True)
+    if p.returncode:
+        raise ValueError(f"xgrad@{ref}: {ref!r} is not a commit of {root}")
+    sha = p.stdout.strip()
+    dest = root / "bench" / ".trees" / sha
+    if not (dest / "xgrad" / "__init__.py").exists():
+        tar = subprocess.run(["git", "archive", "--format=tar", sha, "xgrad"], cwd=root,
+                             capture_output=True, check=True).stdout
+        tmp = dest.with_name(f"{sha}.{os.getpid()}.tmp")
+        with tarfile.open(fileobj=io.BytesIO(tar)) as t:
+            t.extractall(tmp, filter="data")
+        try:
+            tmp.rename(dest)
+        except OSError:  # another worker extracted it first
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
 def load(name: str, backend: str) -> BaseImpl:
-    """Import library ``name``'s implementation and instantiate it for ``backend``."""
-    if name not in MODULES:
-        raise ValueError(f"unknown library {name!r}; known: {', '.join(MODULES)}")
-    return importlib.import_module(MODULES[name]).Impl(backend)
+    """Import library ``name``'s implementation and instantiate it for ``backend``;
+    ``xgrad@REF`` is xgrad at git revision ``REF`` (see the module docstring)."""
+    lib, _, ref = name.partition("@")
+    if lib not in MODULES or (ref and lib != "xgrad"):
+        raise ValueError(f"unknown library {name!r}; known: {', '.join(MODULES)}, xgrad@REF")
+    if ref:
+        if "xgrad" in sys.modules:
+            raise RuntimeError(f"{name}: another xgrad is already imported in this process")
+        sys.path.insert(0, str(checkout(ref)))
+    impl = importlib.import_module(MODULES[lib]).Impl(backend)
+    impl.ref = ref
+    return impl

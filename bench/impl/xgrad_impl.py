@@ -21,7 +21,8 @@ class Impl(BaseImpl):
         self.xgrad, self.F = xgrad, F
 
     def version(self) -> str:
-        return self.xgrad.__version__
+        v = self.xgrad.__version__
+        return f"{v} at {self.ref}" if self.ref else v
 
     def fn(self, name: str) -> Any:
         """``xgrad.functions.<name>``."""
