@@ -99,6 +99,12 @@ _enable_backprop = contextvars.ContextVar("xgrad.enable_backprop", default=True)
 _train = contextvars.ContextVar("xgrad.train", default=True)
 _anomaly = contextvars.ContextVar("xgrad.detect_anomaly", default=False)
 _SWITCHES = {"enable_backprop": _enable_backprop, "train": _train, "detect_anomaly": _anomaly}
+# CPython caches a ContextVar's value for the next get() only when the current context holds it:
+# a variable left at its default is looked up in the context's map on every read, which every
+# Function call does twice. Set in the importing context (and copied into its tasks), the reads
+# hit the cache; threads started later read the defaults, which are the same values.
+for _v in _SWITCHES.values():
+    _v.set(_v.get())
 
 
 class _ConfigView:
@@ -563,7 +569,7 @@ class Function:
 
     # What _record() keeps, in slots: a call whose Function holds no parameters of its own
     # (Sin, Mul, ...) allocates no per-op __dict__. _xs, _ys: the arrays the forward saw, the
-    # inputs' (a tuple) and the outputs' (the array of a single output, else a tuple), checked
+    # inputs' and the outputs' (each the bare array when there is one, else a tuple), checked
     # at backward against the Variables' current .data.
     __slots__ = ("inputs", "outputs", "generation", "_xs", "_ys", "__weakref__")
     name: str = "Function"
@@ -575,31 +581,35 @@ class Function:
 
     def __call__(self, *inputs: Any) -> Any:
         # The reference's steps C1-C4, with one- and two-input calls unrolled: this method is
-        # the engine's per-op cost.
+        # the engine's per-op cost. A one-input call keeps its array bare in _xs (no tuple).
         for a in inputs:  # C1, only when some argument is not a Variable yet
             if not isinstance(a, Variable):
                 inputs = _to_inputs(self, inputs)
                 break
         x0 = inputs[0]._data
         n = len(inputs)
-        if n == 1:
-            xs = (x0,)
-        elif n == 2:  # C1 continued: both inputs in one namespace, on one device
-            x1 = inputs[1]._data
-            xs = (x0, x1)
-            try:
-                same = type(x1) is type(x0) and x1.device == x0.device
-            except AttributeError:  # no .device attribute (dask): the slow path checks
-                same = False
-            if not same:
-                _check_same_place(self, xs)
-        else:
-            xs = tuple([v._data for v in inputs])
-            _check_same_place(self, xs)
         try:
-            ys = self.forward(*xs)  # C2
+            if n == 1:
+                xs = x0
+                ys = self.forward(x0)  # C2
+            elif n == 2:  # C1 continued: both inputs in one namespace, on one device
+                x1 = inputs[1]._data
+                xs = (x0, x1)
+                try:
+                    same = type(x1) is type(x0) and x1.device == x0.device
+                except AttributeError:  # no .device attribute (dask): the slow path checks
+                    same = False
+                if not same:
+                    _check_same_place(self, xs)
+                ys = self.forward(x0, x1)
+            else:
+                xs = tuple([v._data for v in inputs])
+                _check_same_place(self, xs)
+                ys = self.forward(*xs)
         except (TypeError, ValueError, IndexError, RuntimeError) as e:
-            raise _forward_error(self, xs, e) from e
+            if isinstance(e, BackendMismatchError):  # from _check_same_place: already says all
+                raise
+            raise _forward_error(self, xs if n != 1 else (x0,), e) from e
         if type(ys) is not tuple and type(ys) is not type(x0):
             ys = rearray(ys, x0)  # a NumPy scalar from a 0-d result, or another backend's array
         if _enable_backprop.get():
@@ -616,8 +626,13 @@ class Function:
                             gen = v.generation
             if gen >= 0:
                 return _record(self, inputs, xs, ys, gen)
-        if type(ys) is not tuple:  # C3 for one output, unrecorded
-            return _new_variable(ys)
+        if type(ys) is not tuple:  # C3 for one output, unrecorded (_new_variable, inlined)
+            y = _new_object(Variable)
+            y._data = ys
+            y.name = y._grad = y.creator = y._pgrad = None
+            y.generation = 0
+            y.requires_grad = False
+            return y
         return [_new_variable(y if type(y) is type(x0) else rearray(y, x0)) for y in ys]
 
     def forward(self, *xs: Any) -> Any:
@@ -646,7 +661,7 @@ def _record(fn: Function, inputs: tuple, xs: tuple, ys: Any, gen: int) -> Any:
         fn._ys, fn.outputs = ys, (_weakref(y),)
         out: Any = y
     else:
-        x0 = xs[0]
+        x0 = xs[0] if type(xs) is tuple else xs
         out = [_new_variable(y if type(y) is type(x0) else rearray(y, x0)) for y in ys]
         for y in out:
             y.creator, y.generation, y.requires_grad = fn, gen + 1, True
@@ -710,9 +725,11 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
                 y = refs[0]()
                 gy = y._pgrad
                 y._pgrad = None
-                # Stale data: an input's or the output's .data reassigned since the forward.
-                if y._data is not f._ys or inputs[0]._data is not xs[0] or (
-                        len(xs) > 1 and (inputs[1]._data is not xs[1] or len(xs) > 2)):
+                # Stale data: an input's or the output's .data reassigned since the forward
+                # (xs: one input's array bare, else a tuple).
+                if y._data is not f._ys or (inputs[0]._data is not xs if type(xs) is not tuple
+                                            else inputs[0]._data is not xs[0] or len(xs) != 2
+                                            or inputs[1]._data is not xs[1]):
                     _check_saved(f, [y])
                 if retain_grad:
                     _accumulate(y, gy, create_graph, handed)
@@ -796,7 +813,8 @@ def _check_saved(f: Function, outputs: list) -> None:
     seen; a write into the same array (``v.data[...] = ...``, ``p.data -= ...`` on NumPy)
     keeps its identity and goes unnoticed."""
     ys = f._ys if len(f.outputs) != 1 else (f._ys,)
-    pairs = [("input", i, v, a) for i, (v, a) in enumerate(zip(f.inputs, f._xs))]
+    xs = f._xs if type(f._xs) is tuple else (f._xs,)
+    pairs = [("input", i, v, a) for i, (v, a) in enumerate(zip(f.inputs, xs))]
     pairs += [("output", i, v, a) for i, (v, a) in enumerate(zip(outputs, ys)) if v is not None]
     for kind, i, v, a in pairs:
         if v._data is not a:

@@ -28,7 +28,8 @@ def _unbroadcast(g: Variable, x: Variable) -> Variable | None:
     """The gradient for input ``x``: None if ``x`` needs none, summed back to its shape."""
     if not x.requires_grad:
         return None
-    return g if g.shape == x.shape else sum_to(g, x.shape)
+    shape = x._data.shape
+    return g if g._data.shape == shape else sum_to(g, shape)
 
 
 # --- arithmetic ---------------------------------------------------------------------------
