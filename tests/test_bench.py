@@ -142,3 +142,36 @@ def test_float32_workload_makes_no_float64(case):
     assert any(name != "step result" for name, _ in seen), "the dtype hook recorded nothing"
     wrong = sorted({s for s in seen if s[1] != "float32"})
     assert not wrong, f"{case.id}: float64 intermediates from {wrong}"
+
+
+def test_xgrad_at_a_git_revision_runs_beside_the_tree(tmp_path):
+    """``xgrad@REF`` imports the package as committed at REF (extracted under bench/.trees) and
+    computes what the working tree's xgrad computes on the same case."""
+    import subprocess
+
+    if subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True).returncode:
+        pytest.skip("not a git checkout")
+    code = ("import json, sys; from bench.impl import load; from bench.worker import checksum; "
+            "from bench.workloads import CASES_BY_ID, make_data; from bench.dtypes import TINY; "
+            "lib = sys.argv[1]; impl = load(lib, 'numpy'); import xgrad; "
+            "c = CASES_BY_ID['A-chain1k']; "
+            "step = impl.build(c.kind, make_data(c, {**c.args, **TINY[c.kind]})); "
+            "print(json.dumps([xgrad.__file__, impl.version(), checksum(step())]))")
+    out = {}
+    for lib in ("xgrad", "xgrad@HEAD"):
+        p = subprocess.run([sys.executable, "-c", code, lib], cwd=ROOT, capture_output=True,
+                           text=True, timeout=300)
+        assert p.returncode == 0, p.stderr[-2000:]
+        out[lib] = json.loads(p.stdout.splitlines()[-1])
+    sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True,
+                         text=True).stdout.strip()
+    path, version, check = out["xgrad@HEAD"]
+    assert Path(path).resolve().is_relative_to(ROOT / "bench" / ".trees" / sha)
+    assert version.endswith(" at HEAD")
+    assert check == pytest.approx(out["xgrad"][2], rel=1e-12)
+    with pytest.raises(ValueError, match="not a commit"):
+        from bench.impl import checkout
+
+        checkout("no-such-revision-xyz")
+    with pytest.raises(ValueError, match="unknown library 'floor@HEAD'"):
+        load("floor@HEAD", "numpy")
