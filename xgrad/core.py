@@ -568,11 +568,22 @@ class Function:
     """
 
     # What _record() keeps, in slots: a call whose Function holds no parameters of its own
-    # (Sin, Mul, ...) allocates no per-op __dict__. _xs, _ys: the arrays the forward saw, the
-    # inputs' and the outputs' (each the bare array when there is one, else a tuple), checked
-    # at backward against the Variables' current .data.
-    __slots__ = ("inputs", "outputs", "generation", "_xs", "_ys", "__weakref__")
+    # (Sin, Mul, ...) allocates no per-op __dict__. _out: the weak reference to the output
+    # (a tuple of them for several outputs). _xs, _ys: the arrays the forward saw, the inputs'
+    # and the outputs' (each the bare array when there is one, else a tuple), checked at
+    # backward against the Variables' current .data. A recorded op leaves four objects for the
+    # cyclic GC to track (this Function, its output, the weak reference, the inputs' tuple).
+    __slots__ = ("inputs", "_out", "generation", "_xs", "_ys", "__weakref__")
     name: str = "Function"
+
+    @property
+    def outputs(self) -> tuple:
+        """Weak references to the outputs, as a tuple (call one to get its Variable, or None
+        once it is gone). A one-output Function keeps the bare reference in ``_out`` (one
+        object fewer per op for the cyclic GC to track); rules read their output as
+        ``self._out()``."""
+        o = self._out
+        return o if type(o) is tuple else (o,)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -658,7 +669,7 @@ def _record(fn: Function, inputs: tuple, xs: tuple, ys: Any, gen: int) -> Any:
         y = _new_object(Variable)
         y._data, y.name, y._grad, y.creator, y.generation, y.requires_grad, y._pgrad = \
             ys, None, None, fn, gen + 1, True, None
-        fn._ys, fn.outputs = ys, (_weakref(y),)
+        fn._ys, fn._out = ys, _weakref(y)
         out: Any = y
     else:
         x0 = xs[0] if type(xs) is tuple else xs
@@ -667,7 +678,7 @@ def _record(fn: Function, inputs: tuple, xs: tuple, ys: Any, gen: int) -> Any:
             y.creator, y.generation, y.requires_grad = fn, gen + 1, True
         # One output is kept bare, as on the one-output path: backward checks it so.
         fn._ys = tuple(y._data for y in out) if len(out) != 1 else out[0]._data
-        fn.outputs = tuple(_weakref(y) for y in out)
+        fn._out = tuple(_weakref(y) for y in out)
     if _anomaly.get():
         from xgrad.anomaly import record_origin  # lazy: anomaly builds on this module
 
@@ -718,11 +729,11 @@ def _run_backward(start: Function, retain_grad: bool, create_graph: bool, handed
                 f = pending.pop(pop(heap))
             else:
                 break
-            refs = f.outputs
+            refs = f._out
             inputs = f.inputs
             xs = f._xs
-            if len(refs) == 1:  # B3 for one output
-                y = refs[0]()
+            if type(refs) is not tuple:  # B3 for one output
+                y = refs()
                 gy = y._pgrad
                 y._pgrad = None
                 # Stale data: an input's or the output's .data reassigned since the forward

@@ -35,7 +35,7 @@ class Sigmoid(Function):
         return xp.maximum(z, xp.astype(x >= 0, x.dtype)) / (1 + z)
 
     def backward(self, gy: Variable) -> Variable:
-        return SigmoidGrad()(self.outputs[0](), gy)
+        return SigmoidGrad()(self._out(), gy)
 
 
 class SigmoidGrad(Function):
@@ -58,7 +58,7 @@ class ReLU(Function):
         return xp_of(x).maximum(x, 0.0)
 
     def backward(self, gy: Variable) -> Variable:
-        return ReLUGrad()(self.outputs[0](), gy)
+        return ReLUGrad()(self._out(), gy)
 
 
 class ReLUGrad(Function):
@@ -140,7 +140,7 @@ class Softmax(Function):
         return e / s
 
     def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
+        y = self._out()
         gx = y * gy
         return gx - y * sum(gx, axis=self.axes, keepdims=True)
 
@@ -160,7 +160,7 @@ class LogSoftmax(Function):
         return x - (m + xp_of(x).log(s))
 
     def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
+        y = self._out()
         return gy - exp(y) * sum(gy, axis=self.axes, keepdims=True)
 
 

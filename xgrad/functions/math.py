@@ -119,7 +119,7 @@ class Pow(Function):
 
     def backward(self, gy: Variable) -> tuple:
         x0, x1 = self.inputs
-        y = self.outputs[0]()
+        y = self._out()
         a, b = x0.data, x1.data
         xp = xp_of(a)
         g0 = g1 = None
@@ -163,7 +163,7 @@ class Sqrt(Function):
         return xp_of(x).sqrt(x)
 
     def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
+        y = self._out()
         return gy / (y + y)
 
 
@@ -185,7 +185,7 @@ class Exp(Function):
         return xp_of(x).exp(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy * self.outputs[0]()
+        return gy * self._out()
 
 
 class Expm1(Function):
@@ -196,7 +196,7 @@ class Expm1(Function):
         return xp_of(x).expm1(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return gy + gy * self.outputs[0]()  # d/dx (e^x - 1) = y + 1
+        return gy + gy * self._out()  # d/dx (e^x - 1) = y + 1
 
 
 class Log(Function):
@@ -276,7 +276,7 @@ class Tan(Function):
         return xp_of(x).tan(x)
 
     def backward(self, gy: Variable) -> Variable:
-        y = self.outputs[0]()
+        y = self._out()
         return gy + gy * y * y  # 1 / cos^2 = 1 + tan^2
 
 
@@ -288,7 +288,7 @@ class Tanh(Function):
         return xp_of(x).tanh(x)
 
     def backward(self, gy: Variable) -> Variable:
-        return TanhGrad()(self.outputs[0](), gy)
+        return TanhGrad()(self._out(), gy)
 
 
 class TanhGrad(Function):

@@ -108,7 +108,7 @@ def _argext_weights(f: _Reduction) -> Variable:
     """For max/min: 1/k at each of the k elements equal to the extreme value, 0 elsewhere
     (ties share the gradient equally), as a constant."""
     x = f.inputs[0].data
-    y = f.outputs[0]().data
+    y = f._out().data
     xp = xp_of(x)
     hit = xp.astype(x == xp.reshape(y, _keepdims_shape(x.shape, f.axes)), x.dtype)
     return const(hit / xp.sum(hit, axis=f.axes, keepdims=True))
@@ -127,7 +127,7 @@ class Prod(_Reduction):
         xp = xp_of(xd)
         zero = xd == 0
         if not bool(xp.any(zero)):
-            return self._expand(gy) * self._expand(self.outputs[0]()) / x
+            return self._expand(gy) * self._expand(self._out()) / x
         # With zeros, y / x is 0/0. d y / d x_i is the product of the others: (product of the
         # non-zero others) * Z_i, Z_i the product of the zero-valued others. Z_i is written so
         # that its value and its first derivative are exact (hence y's second derivative):
@@ -163,7 +163,7 @@ class LogSumExp(_Reduction):
 
     def backward(self, gy: Variable) -> Variable:
         # the softmax exp(x - y): bounded by 1, so it never overflows
-        y = self._expand(self.outputs[0]())
+        y = self._expand(self._out())
         yd = y.data
         xp = xp_of(yd)
         empty = rearray(yd == -math.inf, yd)
@@ -215,7 +215,7 @@ class Std(Var):
         # subgradient there is 0 (PyTorch's choice); the denominator is made 1 first so that
         # no NaN enters the graph of a second derivative either
         d, dof = self._centered()
-        s = self._expand(self.outputs[0]())
+        s = self._expand(self._out())
         xp = xp_of(s.data)
         flat = rearray(s.data == 0, s.data)
         if not bool(xp.any(flat)):
