@@ -13,6 +13,7 @@ import pytest
 import xgrad
 from xgrad import Variable, backends
 from xgrad.backends import BackendUnavailable, backend_of
+from xgrad.backends.base import Backend
 from xgrad.backends.strict import StrictBackend
 from xgrad.testing import assert_close, to_host
 
@@ -175,6 +176,19 @@ def test_scatter_add_accumulates_repeated_indices(backend, key):
     got = backend.scatter_add(shape, bkey, backend.asarray(vh, dtype="float32"))
     assert got.device == backend.device and got.dtype == backend.dtype("float32")
     assert_close(got, want)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_masked_keeps_dtype_and_zeroes_where_false(backend, dtype):
+    backend.dtype(dtype)  # skips where the device lacks it
+    xh = np.array([[1.5, -2.0, 3.0], [0.25, 4.0, -1.0]])
+    mh = np.array([[True, False, True], [False, False, True]])
+    x = backend.asarray(xh, dtype=dtype)
+    m = backend.asarray(mh)
+    for portable in (False, True):  # the library's own version and the standard's
+        got = Backend.masked(backend.backend, x, m) if portable else backend.masked(x, m)
+        assert got.dtype == x.dtype and got.device == backend.device
+        assert_close(got, np.where(mh, xh, 0.0).astype(dtype))
 
 
 def test_portable_scatter_add_matches_numpy():

@@ -223,6 +223,13 @@ class Backend:
                 if not hasattr(x, "to_device") else x.to_device(device)
         return self.from_host(backend_of(x).to_host(x), device=device)
 
+    def masked(self, x: Any, mask: Any) -> Any:
+        """``x`` times the boolean array ``mask`` (0 where it is False), in ``x``'s dtype: how
+        gradients pass a ReLU or a pooling window. Portable version: the standard does not mix
+        bool with floats in arithmetic, so the mask is cast first (one more array); libraries
+        that multiply by a bool array in their kernels skip the cast."""
+        return x * self.namespace.astype(mask, x.dtype)
+
     def add_at(self, x: Any, key: tuple, values: Any) -> Any:
         """``x`` with ``values`` added at the basic index ``key`` (ints, slices, ``...``; each
         element at most once): a functional update. ``x`` may be reused, so callers pass an

@@ -170,6 +170,9 @@ class JaxBackend(Backend):
                 return y if device is None or y.device == device else jax.device_put(y, device)
         return self.from_host(_host(x), device)
 
+    def masked(self, x: Any, mask: Any) -> Any:
+        return x * mask  # JAX casts the bool inside the multiply: no mask-sized float copy
+
     def add_at(self, x: Any, key: tuple, values: Any) -> Any:
         return x.at[key].add(values)
 

@@ -86,6 +86,9 @@ class NumpyBackend(Backend):
 
         return np.asarray(a)
 
+    def masked(self, x: Any, mask: Any) -> Any:
+        return x * mask  # NumPy casts the bool inside the multiply: no mask-sized float copy
+
     def add_at(self, x: Any, key: tuple, values: Any) -> Any:
         x[key] += values  # the caller's own array: updated in place
         return x

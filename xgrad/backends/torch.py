@@ -127,6 +127,9 @@ class TorchBackend(Backend):
                 return t.to(device, copy=True) if device is not None else t.clone()
         return super().transfer(x, device)
 
+    def masked(self, x: Any, mask: Any) -> Any:
+        return x * mask  # PyTorch casts the bool inside the multiply: no mask-sized float copy
+
     def add_at(self, x: Any, key: tuple, values: Any) -> Any:
         if any(isinstance(k, slice) and (k.step or 1) < 0 for k in key):
             return super().add_at(x, key, values)  # torch slices have no negative step

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from xgrad.backends import backend_of
 from xgrad.core import Function, Variable
 from xgrad.functions._util import (
     check_real,
@@ -66,7 +67,7 @@ class ReLUGrad(Function):
     between forward and backward (y is)."""
 
     def forward(self, y: Any, gy: Any) -> Any:
-        return gy * xp_of(y).astype(y > 0, gy.dtype)  # a product: 10x faster than a where
+        return backend_of(gy).masked(gy, y > 0)  # a product: 10x faster than a where
 
     def backward(self, g: Variable) -> tuple:
         return None, ReLUGrad()(self.inputs[0], g)  # the mask is piecewise const in y

@@ -379,9 +379,8 @@ class MaxPoolingGrad(Function):
         self.pool = pool
 
     def forward(self, gy: Any) -> Any:
-        xp = xp_of(gy)
-        pool = self.pool
-        parts = [gy * xp.astype(hit, gy.dtype) for hit in pool.hits]
+        pool, b = self.pool, backend_of(gy)
+        parts = [b.masked(gy, hit) for hit in pool.hits]
         return _spread(parts, pool.inputs[0].shape, pool.k, pool.s, pool.p)
 
     def backward(self, ggx: Variable) -> Variable:
@@ -395,13 +394,12 @@ class MaxPoolingWithIndexes(Function):
         self.pool = pool
 
     def forward(self, x: Any) -> Any:
-        xp = xp_of(x)
-        pool = self.pool
+        pool, b = self.pool, backend_of(x)
         oh, ow = pool.hits[0].shape[2:]
         views = _windows(_pad(x, pool.p[0], pool.p[1]), pool.k, pool.s, oh, ow)
         y = None
         for v, hit in zip(views, pool.hits):
-            part = v * xp.astype(hit, x.dtype)
+            part = b.masked(v, hit)
             y = part if y is None else y + part
         return y
 
