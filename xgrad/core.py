@@ -599,27 +599,24 @@ class Function:
                 break
         x0 = inputs[0]._data
         n = len(inputs)
-        try:
-            if n == 1:
-                xs = x0
-                ys = self.forward(x0)  # C2
-            elif n == 2:  # C1 continued: both inputs in one namespace, on one device
-                x1 = inputs[1]._data
-                xs = (x0, x1)
-                try:
-                    same = type(x1) is type(x0) and x1.device == x0.device
-                except AttributeError:  # no .device attribute (dask): the slow path checks
-                    same = False
-                if not same:
-                    _check_same_place(self, xs)
-                ys = self.forward(x0, x1)
-            else:
-                xs = tuple([v._data for v in inputs])
+        if n == 1:
+            xs = x0
+        elif n == 2:  # C1 continued: both inputs in one namespace, on one device
+            x1 = inputs[1]._data
+            xs = (x0, x1)
+            try:
+                same = type(x1) is type(x0) and x1.device == x0.device
+            except AttributeError:  # no .device attribute (dask): the slow path checks
+                same = False
+            if not same:
                 _check_same_place(self, xs)
-                ys = self.forward(*xs)
+        else:
+            xs = tuple([v._data for v in inputs])
+            _check_same_place(self, xs)
+        try:  # C2, one and two inputs passed directly (no tuple unpacking)
+            ys = self.forward(x0) if n == 1 else self.forward(x0, x1) if n == 2 else \
+                self.forward(*xs)
         except (TypeError, ValueError, IndexError, RuntimeError) as e:
-            if isinstance(e, BackendMismatchError):  # from _check_same_place: already says all
-                raise
             raise _forward_error(self, xs if n != 1 else (x0,), e) from e
         if type(ys) is not tuple and type(ys) is not type(x0):
             ys = rearray(ys, x0)  # a NumPy scalar from a 0-d result, or another backend's array
