@@ -34,8 +34,9 @@ def instructions_per_step(lib: str, case_id: str, quick: bool = False, steps: in
     difference between runs of 1 + ``steps`` and 1 steps (None without valgrind)."""
     if shutil.which("valgrind") is None:
         return None
-    # One plain run first, so that both counted runs load compiled bytecode (a run that compiles
-    # a module it imports would count the compiler too and skew the difference).
+    # One plain run first, so that the counted runs find everything prepared: an ``xgrad@REF``
+    # tree extracted (the first run of a revision extracts it, which once made a count 7% low)
+    # and, where Python writes bytecode, modules compiled.
     subprocess.run([sys.executable, str(Path(__file__).resolve()), case_id, "--lib", lib,
                     "--backend", backend, "--steps", "0", "--no-profile"]
                    + (["--quick"] if quick else []), capture_output=True, cwd=ROOT,
@@ -45,8 +46,8 @@ def instructions_per_step(lib: str, case_id: str, quick: bool = False, steps: in
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                str(Path(__file__).resolve()), case_id, "--lib", lib, "--backend", backend,
                "--steps", str(n), "--no-profile"] + (["--quick"] if quick else [])
-        # A fixed string-hash seed: the seed decides which attribute names collide in CPython's
-        # type-attribute cache, which moved one build's count by up to 7% between runs.
+        # A fixed string-hash seed, so that a count repeats to 0.1% (the seed changes dict
+        # layouts: seeds 0-7 spread the count of one build over 0.3%).
         env = {**child_env(1), "PYTHONHASHSEED": "0"}
         p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         m = re.search(r"Collected : (\d+)", p.stderr)
