@@ -159,7 +159,7 @@ def render_arrays(res: dict, rounds: int, threads: int) -> str:
 
 def instructions_per_op(lib: str) -> float | None:
     """CPU instructions per op of workload A under callgrind (None without valgrind), over 30
-    steps: a step allocates about 5,000 objects the cyclic GC tracks, and its collections land
+    steps: a step leaves about 4,000 objects for the cyclic GC to track, and its collections land
     on some steps only, so a handful of steps would read the GC's phase as much as the engine."""
     n = instructions_per_step(lib, CASE.id, steps=30)
     return n / N_OPS if n else None

@@ -110,8 +110,10 @@ def checkout(ref: str) -> Path:
         tar = subprocess.run(["git", "archive", "--format=tar", sha, "xgrad"], cwd=root,
                              capture_output=True, check=True).stdout
         tmp = dest.with_name(f"{sha}.{os.getpid()}.tmp")
+        # our own repository's archive; the "data" filter where tarfile has it (3.10.12+)
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         with tarfile.open(fileobj=io.BytesIO(tar)) as t:
-            t.extractall(tmp, filter="data")
+            t.extractall(tmp, **safe)
         try:
             tmp.rename(dest)
         except OSError:  # another worker extracted it first
